@@ -1,10 +1,203 @@
-//! `prewarm simulate` (being built).
+//! `prewarm simulate`: replays a trace through policies and reports cold starts, wasted
+//! memory and latency as a table, JSON and SVG plots.
+
+use super::ExitError;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use prewarm_scaler::policy::{PolicyFactory, PolicySpec};
+use prewarm_simulator::engine::SimConfig;
+use prewarm_simulator::run::{self, is_fixed10, Progress, RunError, RunOptions};
+use prewarm_simulator::trace::azure::{parse_days, AzureTrace};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The policies run when `--policy` is not given: every baseline.
+pub const DEFAULT_POLICIES: &str = "fixed,hybrid-histogram,reactive,none";
 
 /// Arguments of `prewarm simulate`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Trace directory (Azure Functions 2019 layout). Default: the sample shipped in
+    /// data/azure2019-sample.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Days of a 14-day trace to replay, e.g. `1-14` or `3`.
+    #[arg(long)]
+    pub days: Option<String>,
+    /// Comma-separated policies, e.g. `fixed,fixed:20m,hybrid-histogram,reactive,none`.
+    #[arg(long, default_value = DEFAULT_POLICIES)]
+    pub policy: String,
+    /// RNG seed (arrival times inside a minute, durations).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Cold-start delay in ms.
+    #[arg(long, default_value_t = 1000)]
+    pub cold_start_ms: u64,
+    /// Invocations one instance serves at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: u32,
+    /// Cluster memory capacity in GB; idle instances are evicted LRU-first beyond it.
+    #[arg(long)]
+    pub capacity_gb: Option<f64>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write an SVG plot: the policies on cold starts vs wasted memory, or with --timeline the
+    /// function's timeline.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Record the per-minute timeline of this function id (HashFunction).
+    #[arg(long)]
+    pub timeline: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// The bundled sample trace: next to the working directory, else next to the sources.
+pub fn default_trace_dir() -> PathBuf {
+    let local = PathBuf::from("data/azure2019-sample");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/azure2019-sample")
+    }
+}
+
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn day(&self, day: u32, active: usize) {
+        if let Some(b) = &self.0 {
+            b.set_message(format!("day {} ({active} functions)", day + 1));
+        }
+    }
+    fn advance(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+}
+
+/// Installs a Ctrl-C handler that raises the returned flag.
+pub fn cancel_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // A second handler cannot be installed (e.g. in tests): runs then just cannot be cancelled.
+    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
+    flag
+}
+
+/// Parses and builds the policies of a comma-separated list (exit 64 on a bad spec).
+pub fn build_policies(list: &str) -> anyhow::Result<Vec<Box<dyn PolicyFactory>>> {
+    let specs =
+        PolicySpec::parse_list(list).map_err(|e| ExitError::config(format!("--policy: {e}")))?;
+    if specs.is_empty() {
+        return Err(ExitError::config("--policy: no policy given"));
+    }
+    specs
+        .iter()
+        .map(|s| {
+            s.build()
+                .map_err(|e| ExitError::config(format!("--policy: {e}")))
+        })
+        .collect()
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.cold_start_ms > 3_600_000 {
+        return Err(ExitError::config("--cold-start-ms: at most 3600000"));
+    }
+    if args.concurrency == 0 {
+        return Err(ExitError::config("--concurrency: must be at least 1"));
+    }
+    if let Some(c) = args.capacity_gb {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(ExitError::config(
+                "--capacity-gb: must be a positive number",
+            ));
+        }
+    }
+    let days = match &args.days {
+        Some(d) => Some(parse_days(d).map_err(|e| ExitError::config(format!("--days: {e}")))?),
+        None => None,
+    };
+    let policies = build_policies(&args.policy)?;
+    let baseline = if policies.iter().any(|p| is_fixed10(p.label())) {
+        None
+    } else {
+        Some(build_policies("fixed")?.remove(0))
+    };
+    let dir = args.trace.clone().unwrap_or_else(default_trace_dir);
+    let mut trace = AzureTrace::open(&dir, days).map_err(|e| ExitError::data(e.to_string()))?;
+    if let Some(n) = args.threads {
+        // Only the first pool configuration in a process takes effect.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
+    }
+
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg} {pos} function-days")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let cancel = cancel_flag();
+    let opts = RunOptions {
+        sim: SimConfig {
+            seed: args.seed,
+            cold_start_ms: args.cold_start_ms,
+            concurrency: args.concurrency,
+        },
+        capacity_gb: args.capacity_gb,
+        timeline: args.timeline.clone(),
+    };
+    let progress = Bar(bar);
+    let out = run::simulate(
+        &mut trace,
+        &policies,
+        baseline.as_deref(),
+        &opts,
+        &progress,
+        &cancel,
+    );
+    if let Some(b) = &progress.0 {
+        b.finish_and_clear();
+    }
+    let out = match out {
+        Ok(o) => o,
+        Err(RunError::Trace(e)) => return Err(ExitError::data(e.to_string())),
+        Err(RunError::Interrupted) => {
+            return Err(ExitError {
+                code: super::EXIT_INTERRUPTED,
+                message: "interrupted: no results written".into(),
+            }
+            .into())
+        }
+        Err(e @ RunError::UnknownTimelineFunction(_)) => {
+            return Err(ExitError::config(e.to_string()))
+        }
+    };
+    print!("{}", out.report.table());
+    if let Some(path) = &args.json {
+        let body = serde_json::to_string_pretty(&out.report)?;
+        std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        match &args.timeline {
+            Some(f) => prewarm_simulator::plot::timeline(f, &out.timelines, path)?,
+            None => prewarm_simulator::plot::pareto(&out.report, path)?,
+        }
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }

@@ -115,6 +115,8 @@ pub struct HybridState {
     recent: std::collections::VecDeque<f64>,
     last_end: Option<Millis>,
     in_flight: u32,
+    /// Windows computed since the last recorded idle time (they only change with the history).
+    cache: Option<Windows>,
 }
 
 impl HybridState {
@@ -129,11 +131,13 @@ impl HybridState {
             recent: std::collections::VecDeque::new(),
             last_end: None,
             in_flight: 0,
+            cache: None,
         }
     }
 
     /// Records one idle time.
     pub fn record_idle_time(&mut self, it_ms: Millis) {
+        self.cache = None;
         let bin = (it_ms / self.cfg.bin_ms) as usize;
         if bin < self.bins.len() {
             self.bins[bin] += 1;
@@ -230,7 +234,14 @@ impl FunctionPolicy for HybridState {
             self.in_flight = pool.in_flight;
             self.last_end = Some(now);
         }
-        let w = self.windows();
+        let w = match self.cache {
+            Some(w) => w,
+            None => {
+                let w = self.windows();
+                self.cache = Some(w);
+                w
+            }
+        };
         if w.prewarm_ms == 0 {
             IdleAction::KeepUntil(now.saturating_add(w.keep_until_ms))
         } else {

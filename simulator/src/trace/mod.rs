@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod azure;
+
 /// Execution-time percentiles of a function in ms: p0, p1, p25, p50, p75, p99, p100.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DurationTable {
@@ -161,6 +163,44 @@ impl TraceSource for MemoryTrace {
     fn next_day(&mut self) -> Result<Option<TraceDay>, TraceError> {
         Ok(self.days.pop_front())
     }
+}
+
+/// Totals of a whole trace, as counted by [`count_trace`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceCounts {
+    /// Functions with metadata (including those never invoked).
+    pub functions: u64,
+    /// Functions with at least one invocation.
+    pub invoked_functions: u64,
+    /// Total invocations.
+    pub invocations: u64,
+    /// Minutes covered (end of the last day).
+    pub minutes: u64,
+    /// Days read.
+    pub days: u64,
+}
+
+/// Drains `source` and counts its functions, invocations and minutes (one day in memory at a
+/// time).
+pub fn count_trace(source: &mut dyn TraceSource) -> Result<TraceCounts, TraceError> {
+    let mut c = TraceCounts::default();
+    let mut invoked: Vec<bool> = Vec::new();
+    while let Some(day) = source.next_day()? {
+        c.days += 1;
+        c.functions += day.new_functions.len() as u64;
+        c.minutes = c
+            .minutes
+            .max(u64::from(day.start_minute) + u64::from(day.minutes));
+        invoked.resize(c.functions as usize, false);
+        for row in &day.rows {
+            if let Some(slot) = invoked.get_mut(row.function as usize) {
+                *slot = true;
+            }
+            c.invocations += row.bins.iter().map(|&(_, n)| u64::from(n)).sum::<u64>();
+        }
+    }
+    c.invoked_functions = invoked.iter().filter(|&&b| b).count() as u64;
+    Ok(c)
 }
 
 #[cfg(test)]
