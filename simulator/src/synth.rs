@@ -35,8 +35,9 @@
 //! least one function in that day's invocation file.
 //!
 //! [`SynthConfig::target_invocations`] scales the non-timer rates so that the expected total
-//! matches the target (the actual total is within a few percent). Without it, 2,000 functions
-//! write about 2.5 M invocations a day with the default popularity.
+//! matches the target; the actual total varies around it by a few percent (the most popular
+//! functions carry much of the volume and their noise does not average out). Without it, 2,000
+//! functions write about 2.5 M invocations a day with the default popularity.
 
 use crate::trace::azure::{durations_file_name, invocations_file_name, memory_file_name};
 use rand::{Rng, SeedableRng};
@@ -617,15 +618,25 @@ pub fn write_synth_trace(
         };
         pop.scale(k);
     }
-    let mut states: Vec<State> = (0..pop.functions.len())
-        .map(|i| State {
-            rng: Xoshiro256PlusPlus::seed_from_u64(splitmix(
-                cfg.seed ^ splitmix(i as u64 + 0x5EED),
-            )),
-            noise: 0.0,
-            // Bursty functions start with an off period.
-            on: true,
-            left: 0,
+    let mut states: Vec<State> = pop
+        .functions
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut rng =
+                Xoshiro256PlusPlus::seed_from_u64(splitmix(cfg.seed ^ splitmix(i as u64 + 0x5EED)));
+            // The AR(1) noise starts from its stationary distribution N(0, σ²).
+            let noise = match &f.kind {
+                Kind::Steady { shape, .. } => shape.sigma * normal(&mut rng),
+                _ => 0.0,
+            };
+            State {
+                rng,
+                noise,
+                // Bursty functions start with an off period.
+                on: true,
+                left: 0,
+            }
         })
         .collect();
     let total = u64::from(cfg.functions) * u64::from(cfg.days);

@@ -61,7 +61,7 @@ pub struct FunctionMeta {
 /// One function's invocation counts for one day, as sparse (minute, count) pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionDay {
-    /// Dense index of the function in [`TraceDay::functions`]-order metadata (stable across days).
+    /// Dense index of the function in [`TraceDay::new_functions`] order (stable across days).
     pub function: u32,
     /// Non-zero bins: absolute minute since trace start (strictly increasing) and count.
     pub bins: Vec<(u32, u32)>,
