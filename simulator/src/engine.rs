@@ -245,6 +245,8 @@ pub struct FnSim {
     tick_at: Option<Millis>,
     tick_gen: u32,
     last_target: Option<u32>,
+    /// Bumped on every arrival: pre-warm plans made before it are void.
+    plan_gen: u32,
     /// Counters.
     pub stats: FnStats,
     timeline: Option<Box<Timeline>>,
@@ -286,6 +288,7 @@ impl FnSim {
             tick_at: None,
             tick_gen: 0,
             last_target: None,
+            plan_gen: 0,
             stats: FnStats::default(),
             timeline: None,
             now: 0,
@@ -561,9 +564,13 @@ impl FnSim {
             } => {
                 self.unload(i, t, cluster, mem_mb);
                 let at = prewarm_at.max(t);
-                let keep = keep_until.saturating_sub(at);
-                self.schedule(at, EV_PREWARM, (keep >> 30) as u32, keep as u32);
+                // Keep-alive after the load starts, at most 2^30 - 1 ms (12.4 days).
+                let keep = keep_until.saturating_sub(at).min(0x3FFF_FFFF) as u32;
+                self.schedule(at, EV_PREWARM, self.plan_gen, keep);
             }
+        }
+        if let Some(w) = self.policy.wakeup() {
+            self.request_tick(w.max(t));
         }
         self.compact_avail();
     }
@@ -598,6 +605,7 @@ impl FnSim {
         let mem = self.mem_mb;
         self.stats.invocations += 1;
         self.arrivals_since_tick += 1;
+        self.plan_gen = self.plan_gen.wrapping_add(1) & 0x3FFF_FFFF;
         if let Some(tick) = self.policy.on_arrival(t, &self.pool) {
             self.request_tick(tick.max(t));
         }
@@ -727,7 +735,10 @@ impl FnSim {
                 }
             }
             EV_PREWARM => {
-                let keep = ((a as u64) << 30) | b as u64;
+                if a != self.plan_gen {
+                    return; // an arrival came first: the plan is void
+                }
+                let keep = b as Millis;
                 self.start_prewarm(t, Some(t + self.cold_start_ms.max(keep)), cluster);
             }
             EV_TICK => {

@@ -256,3 +256,24 @@ fn arrivals_fall_inside_their_minute() {
         .collect();
     assert_eq!(per_minute, vec![(0, 50), (7, 30), (8, 1)]);
 }
+
+#[test]
+fn an_arrival_before_the_prewarm_cancels_the_plan() {
+    let s = spec(2048.0, 1);
+    let mut sim = FnSim::new(
+        0,
+        "f",
+        &s,
+        DurationTable::constant(100.0),
+        Box::new(Prewarmer),
+        &SimConfig::default(),
+    );
+    let mut ctx = RunCtx::unlimited();
+    // Idle at 1 100 plans a pre-warm at 11 100; the arrival at 5 000 comes first (cold) and
+    // voids it; its own idle at 6 100 plans a pre-warm at 16 100 (ready 17 100, kept to 36 100).
+    sim.push_exact(&[(0, 100), (5_000, 100)]);
+    sim.finish(MIN, &mut ctx);
+    assert_eq!(sim.stats.cold_starts, 2);
+    assert_eq!(sim.stats.prewarms, 1);
+    assert_eq!(sim.stats.idle_ms, 36_100 - 17_100);
+}

@@ -51,10 +51,22 @@ pub struct Args {
     /// Record the per-minute timeline of this function id (HashFunction).
     #[arg(long)]
     pub timeline: Option<String>,
+    /// Also trace each parametrised policy's Pareto curve (fixed keep-alive 1–240 min,
+    /// hybrid-histogram ranges 1–4 h, predictive over its cost knob) into `sweep` rows and the
+    /// plot.
+    #[arg(long)]
+    pub sweep: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
 }
+
+/// The policies of `--sweep`: each parametrised family over its knob.
+pub const SWEEP_POLICIES: &str =
+    "fixed:1m,fixed:2m,fixed:5m,fixed:10m,fixed:20m,fixed:30m,fixed:60m,fixed:120m,fixed:240m,\
+hybrid-histogram:1h,hybrid-histogram:2h,hybrid-histogram:3h,hybrid-histogram:4h,\
+predictive:cost=10,predictive:cost=25,predictive:cost=50,predictive:cost=100,predictive:cost=150,\
+predictive:cost=250,predictive:cost=400,predictive:cost=700,predictive:cost=1200";
 
 /// The bundled sample trace: next to the working directory, else next to the sources.
 pub fn default_trace_dir() -> PathBuf {
@@ -125,7 +137,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(d) => Some(parse_days(d).map_err(|e| ExitError::config(format!("--days: {e}")))?),
         None => None,
     };
-    let policies = build_policies(&args.policy)?;
+    let mut policies = build_policies(&args.policy)?;
+    let main_count = policies.len();
+    if args.sweep {
+        policies.extend(build_policies(SWEEP_POLICIES)?);
+    }
     let baseline = if policies.iter().any(|p| is_fixed10(p.label())) {
         None
     } else {
@@ -172,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(b) = &progress.0 {
         b.finish_and_clear();
     }
-    let out = match out {
+    let mut out = match out {
         Ok(o) => o,
         Err(RunError::Trace(e)) => return Err(ExitError::data(e.to_string())),
         Err(RunError::Interrupted) => {
@@ -186,6 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             return Err(ExitError::config(e.to_string()))
         }
     };
+    let sweep = out.report.results.split_off(main_count);
+    out.report.sweep = sweep;
+    out.timelines.truncate(main_count);
     print!("{}", out.report.table());
     if let Some(path) = &args.json {
         let body = serde_json::to_string_pretty(&out.report)?;

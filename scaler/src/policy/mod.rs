@@ -12,11 +12,15 @@
 
 mod fixed;
 mod hybrid;
+mod predictive;
 mod reactive;
 mod spec;
 
 pub use fixed::{FixedKeepAlive, NoKeepAlive};
 pub use hybrid::{HybridConfig, HybridHistogram};
+pub use predictive::{
+    normal_quantile, poisson_quantile, Plan, Predictive, PredictiveConfig, PredictiveState, Window,
+};
 pub use reactive::{ReactiveConfig, ReactiveKpa};
 pub use spec::{parse_duration_ms, PolicySpec};
 
@@ -90,7 +94,8 @@ pub enum IdleAction {
     /// until a tick target unloads it.
     KeepUntil(Millis),
     /// Unload it now, start loading a fresh instance at `prewarm_at`, and keep that one until
-    /// `keep_until` (the hybrid-histogram pre-warm window).
+    /// `keep_until` (the hybrid-histogram pre-warm window). An arrival of the function before
+    /// `prewarm_at` cancels the pre-warm (the plan was for the idle period that just ended).
     UnloadThenPrewarm {
         /// When the pre-warm load starts.
         prewarm_at: Millis,
@@ -180,6 +185,12 @@ pub trait FunctionPolicy: Send {
 
     /// A tick the policy asked for.
     fn on_tick(&mut self, now: Millis, obs: &Observation) -> Decision;
+
+    /// A tick time the policy wants after its last `on_idle` (e.g. to pre-warm several
+    /// instances ahead of a predicted burst). Drivers call it right after `on_idle`.
+    fn wakeup(&mut self) -> Option<Millis> {
+        None
+    }
 }
 
 /// Builds the per-function state of a policy; one factory per configured policy.

@@ -3,7 +3,7 @@
 
 use super::{
     FixedKeepAlive, HybridConfig, HybridHistogram, Millis, NoKeepAlive, PolicyError, PolicyFactory,
-    ReactiveConfig, ReactiveKpa,
+    Predictive, PredictiveConfig, ReactiveConfig, ReactiveKpa,
 };
 
 /// A parsed policy spec: `name[:value][:key=value]...`.
@@ -173,6 +173,49 @@ impl PolicySpec {
                 }
                 Ok(Box::new(ReactiveKpa::new(&self.label, cfg)))
             }
+            "predictive" => {
+                self.check_keys(&[
+                    "cost",
+                    "tick",
+                    "actuation",
+                    "min",
+                    "max",
+                    "step-up",
+                    "step-down",
+                    "margin",
+                    "history",
+                ])?;
+                let d = PredictiveConfig::default();
+                let cost = match &self.value {
+                    Some(v) => v
+                        .parse::<f64>()
+                        .map_err(|_| self.bad("value", format!("`{v}` is not a number")))?,
+                    None => self.float("cost", d.cost_gb_s, 1e-3, 1e9)?,
+                };
+                if !(1e-3..=1e9).contains(&cost) {
+                    return Err(self.bad("cost", "must be in [0.001, 1e9] GB·s"));
+                }
+                let cfg = PredictiveConfig {
+                    cost_gb_s: cost,
+                    tick_ms: self.duration_ms("tick", d.tick_ms)?,
+                    actuation_ms: self.duration_ms("actuation", d.actuation_ms)?,
+                    min_instances: self.float("min", d.min_instances as f64, 0.0, 1e6)? as u32,
+                    max_instances: self.float("max", d.max_instances as f64, 1.0, 1e6)? as u32,
+                    max_step_up: self.float("step-up", d.max_step_up as f64, 1.0, 1e6)? as u32,
+                    max_step_down: self.float("step-down", d.max_step_down as f64, 1.0, 1e6)?
+                        as u32,
+                    margin: self.float("margin", d.margin, 0.0, 1.0)?,
+                    history: self.float("history", d.history as f64, 2.0, 1024.0)? as usize,
+                    ..d
+                };
+                if cfg.tick_ms == 0 {
+                    return Err(self.bad("tick", "must be positive"));
+                }
+                if cfg.min_instances > cfg.max_instances {
+                    return Err(self.bad("min", "must not exceed max"));
+                }
+                Ok(Box::new(Predictive::new(&self.label, cfg)))
+            }
             _ => Err(PolicyError::UnknownPolicy(self.label.clone())),
         }
     }
@@ -223,8 +266,11 @@ mod tests {
 
     #[test]
     fn parses_specs_and_lists() {
-        let l = PolicySpec::parse_list("fixed,fixed:20m,reactive:target=2:stable=30s").unwrap();
-        assert_eq!(l.len(), 3);
+        let l = PolicySpec::parse_list(
+            "fixed,fixed:20m,reactive:target=2:stable=30s,predictive,predictive:cost=50:tick=5s",
+        )
+        .unwrap();
+        assert_eq!(l.len(), 5);
         assert_eq!(l[1].value.as_deref(), Some("20m"));
         assert_eq!(l[2].get("target"), Some("2"));
         assert_eq!(l[2].label, "reactive:target=2:stable=30s");
