@@ -3,11 +3,11 @@
 //! the same-run baseline.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::hint::black_box;
 use prewarm_scaler::policy::{
     FunctionPolicy, FunctionSpec, Observation, PolicySpec, PoolView, PredictiveConfig,
     PredictiveState,
 };
+use std::hint::black_box;
 
 fn spec() -> FunctionSpec {
     FunctionSpec {
