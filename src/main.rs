@@ -21,6 +21,12 @@ enum Command {
     Backtest(cmd::backtest::Args),
     /// Detect anomalies in a series, or score the detectors on the NAB corpus.
     Detect(cmd::detect::Args),
+    /// Run the prediction service (telemetry in, decisions out, KEDA external scaler).
+    Serve(cmd::serve::Args),
+    /// Stream a trace (Azure invocations or a CSV series) into a server as telemetry.
+    Replay(cmd::replay::Args),
+    /// Print the current decisions of a server.
+    Decisions(cmd::decisions::Args),
     /// Trace utilities (synthetic traces).
     #[command(subcommand)]
     Trace(cmd::trace::TraceCommand),
@@ -33,6 +39,9 @@ fn main() -> ExitCode {
         Command::Backtest(a) => cmd::backtest::run(a),
         Command::Detect(a) => cmd::detect::run(a),
         Command::Trace(c) => cmd::trace::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
+        Command::Decisions(a) => cmd::decisions::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

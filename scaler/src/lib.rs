@@ -5,6 +5,8 @@
 //! it behind the `service` feature.
 
 pub mod policy;
+#[cfg(feature = "service")]
+pub mod service;
 
 pub use policy::{
     Decision, Explain, FunctionPolicy, FunctionSpec, IdleAction, Millis, Observation, PolicyError,

@@ -1,14 +1,203 @@
-//! `prewarm backtest` (being built; see the models issue).
+//! `prewarm backtest`: rolling-origin backtest of every forecaster on one series (MASE, RMSE,
+//! interval coverage, fit time) and the model the selector would choose.
+
+use crate::cmd::series_io::{read_azure, read_csv, Series};
+use crate::cmd::ExitError;
+use prewarm_models::select::{candidates, mase_scale, resolve_season, rolling_origin, select_from};
+use prewarm_models::ModelError;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
 
 /// Arguments of `prewarm backtest`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Series file.
+    /// Series file: CSV (`timestamp,value` or `index,value`) or, with `--format azure`, the
+    /// Azure `invocations_per_function.csv` (or its directory).
     #[arg(long)]
-    pub series: Option<std::path::PathBuf>,
+    pub series: PathBuf,
+    /// Input format: `csv` or `azure`.
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    /// Azure HashFunction to read, or `aggregate` for the sum of all functions.
+    #[arg(long)]
+    pub function: Option<String>,
+    /// Forecast horizon H (points per origin; origins are H points apart).
+    #[arg(long, default_value_t = 10)]
+    pub horizon: usize,
+    /// Season the models use: `auto` (detected) or a number of points.
+    #[arg(long, default_value = "auto")]
+    pub season: String,
+    /// Season M of the MASE scale (mean |y[t] - y[t-M]| over the first 80 %).
+    #[arg(long, default_value_t = 1)]
+    pub mase_season: usize,
+    /// Also write the results as JSON to this path.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// One model's row of the report.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// Model name.
+    pub model: String,
+    /// Mean absolute scaled error.
+    pub mase: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Coverage of the central 80 % interval.
+    pub coverage80: f64,
+    /// Coverage of the central 95 % interval.
+    pub coverage95: f64,
+    /// Wall time (fit + forecasts + updates) per origin, µs.
+    pub fit_us_per_origin: f64,
+}
+
+/// The JSON report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Series name.
+    pub series: String,
+    /// Points in the series.
+    pub points: usize,
+    /// Horizon.
+    pub horizon: usize,
+    /// Season the models used.
+    pub season: usize,
+    /// One row per model.
+    pub models: Vec<Row>,
+    /// Model the selector picks on the training part.
+    pub selected: String,
+}
+
+fn load(args: &Args) -> anyhow::Result<Series> {
+    match args.format.as_str() {
+        "csv" => {
+            if args.function.is_some() {
+                return Err(ExitError::config(
+                    "--function only applies to --format azure",
+                ));
+            }
+            read_csv(&args.series)
+        }
+        "azure" => {
+            let f = args.function.as_deref().ok_or_else(|| {
+                ExitError::config(
+                    "--format azure needs --function ID (a HashFunction, or `aggregate`)",
+                )
+            })?;
+            read_azure(&args.series, f)
+        }
+        other => Err(ExitError::config(format!(
+            "--format {other:?}: expected `csv` or `azure`"
+        ))),
+    }
+}
+
+/// Parses `--season`.
+fn parse_season(s: &str) -> anyhow::Result<Option<usize>> {
+    if s == "auto" {
+        return Ok(None);
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(Some(n)),
+        _ => Err(ExitError::config(format!(
+            "--season {s:?}: expected `auto` or a positive number of points"
+        ))),
+    }
+}
+
+/// Runs the backtest and builds the report.
+pub fn backtest(args: &Args) -> anyhow::Result<Report> {
+    if args.horizon == 0 {
+        return Err(ExitError::config("--horizon must be at least 1"));
+    }
+    if args.mase_season == 0 {
+        return Err(ExitError::config("--mase-season must be at least 1"));
+    }
+    let season = parse_season(&args.season)?;
+    let s = load(args)?;
+    let y = &s.values;
+    let n = y.len();
+    let train_end = n - n / 5;
+    let last_line = s.lines.last().copied().unwrap_or(0);
+    let where_ = if last_line > 0 {
+        format!("{} (lines {}..{})", s.name, s.lines[0], last_line)
+    } else {
+        s.name.clone()
+    };
+    let m = resolve_season(&y[..train_end], season);
+    let need = (2 * m).max(m + 20).max(30);
+    if train_end < need || n / 5 == 0 {
+        return Err(ExitError::data(format!(
+            "{where_}: {n} points is too short for season {m}: the first 80 % ({train_end} points) must hold at least {need}"
+        )));
+    }
+    let scale = mase_scale(&y[..train_end], args.mase_season).ok_or_else(|| {
+        ExitError::data(format!(
+            "{where_}: the first 80 % is constant at lag {}: MASE is undefined",
+            args.mase_season
+        ))
+    })?;
+    let mut rows = Vec::new();
+    for spec in candidates(m, true) {
+        let t0 = Instant::now();
+        match rolling_origin(y, &spec, train_end, args.horizon, scale) {
+            Ok(r) => {
+                let us = t0.elapsed().as_secs_f64() * 1e6 / r.origins.max(1) as f64;
+                rows.push(Row {
+                    model: r.model,
+                    mase: r.mase,
+                    rmse: r.rmse,
+                    coverage80: r.coverage80,
+                    coverage95: r.coverage95,
+                    fit_us_per_origin: us,
+                });
+            }
+            Err(ModelError::TooShort { got, need }) => {
+                return Err(ExitError::data(format!(
+                    "{where_}: {got} training points is too short for {} with season {m} (needs {need})",
+                    spec.name()
+                )))
+            }
+            Err(e) => eprintln!("warning: {} failed on {}: {e}", spec.name(), s.name),
+        }
+    }
+    let (chosen, _) = select_from(&y[..train_end], &candidates(m, true), args.horizon)
+        .map_err(|e| ExitError::data(format!("{where_}: no model could be selected: {e}")))?;
+    use prewarm_models::forecast::FittedForecaster;
+    Ok(Report {
+        series: s.name.clone(),
+        points: n,
+        horizon: args.horizon,
+        season: m,
+        models: rows,
+        selected: chosen.name().to_string(),
+    })
 }
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`prewarm backtest` is not available in this build yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let report = backtest(&args)?;
+    println!(
+        "{}: {} points, horizon {}, season {}, MASE season {}",
+        report.series, report.points, report.horizon, report.season, args.mase_season
+    );
+    println!(
+        "{:<16} {:>9} {:>12} {:>8} {:>8} {:>14}",
+        "model", "MASE", "RMSE", "cov80", "cov95", "us/origin"
+    );
+    for r in &report.models {
+        println!(
+            "{:<16} {:>9.4} {:>12.4} {:>8.3} {:>8.3} {:>14.1}",
+            r.model, r.mase, r.rmse, r.coverage80, r.coverage95, r.fit_us_per_origin
+        );
+    }
+    println!("selected: {}", report.selected);
+    if let Some(p) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(p, text)
+            .map_err(|e| ExitError::config(format!("--json {}: cannot write: {e}", p.display())))?;
+    }
+    Ok(())
 }

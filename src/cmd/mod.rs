@@ -1,7 +1,11 @@
 //! The subcommands of the `prewarm` binary, one module each, and the exit-code convention.
 
 pub mod backtest;
+pub mod decisions;
 pub mod detect;
+pub mod replay;
+pub mod series_io;
+pub mod serve;
 pub mod simulate;
 pub mod trace;
 

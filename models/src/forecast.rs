@@ -1,0 +1,345 @@
+//! The forecaster traits shared by every rate model, the calibrated uncertainty they carry
+//! (conformal residual quantiles or a Poisson / negative-binomial count distribution), and a
+//! small ring buffer for seasonal state.
+
+use crate::stats::{count_quantile, norm_inv, quantile_sorted};
+use crate::ModelError;
+use serde::{Deserialize, Serialize};
+
+/// An unfitted rate model: a configuration that `fit`s on a series of counts per bin.
+pub trait Forecaster {
+    /// The fitted model type.
+    type Fitted: FittedForecaster + 'static;
+    /// Fits the model to `y` (one value per bin, oldest first).
+    fn fit(&self, y: &[f64]) -> Result<Self::Fitted, ModelError>;
+    /// Fits and boxes the result, for callers that hold heterogeneous models.
+    fn fit_boxed(&self, y: &[f64]) -> Result<Box<dyn FittedForecaster>, ModelError> {
+        Ok(Box::new(self.fit(y)?))
+    }
+}
+
+/// A fitted rate model: O(1) online update per bin, point and quantile forecasts.
+pub trait FittedForecaster: Send + Sync + std::fmt::Debug {
+    /// Stable model name, e.g. `"ets"`, `"seasonal-naive"`.
+    fn name(&self) -> &'static str;
+    /// Feeds the value observed in the next bin.
+    fn update(&mut self, y: f64);
+    /// Point forecasts for the next `h` bins.
+    fn forecast(&self, h: usize) -> Vec<f64>;
+    /// The calibrated uncertainty of the model's one-step errors.
+    fn uncertainty(&self) -> &Uncertainty;
+    /// Per-bin `q`-quantile forecasts for the next `h` bins.
+    fn quantile(&self, h: usize, q: f64) -> Vec<f64> {
+        let u = self.uncertainty();
+        self.forecast(h)
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| u.quantile_at(f, i + 1, q))
+            .collect()
+    }
+    /// The `q`-quantile of the SUM of the next `h` bins.
+    fn sum_quantile(&self, h: usize, q: f64) -> f64 {
+        let f = self.forecast(h);
+        self.uncertainty().sum_quantile(&f, q)
+    }
+}
+
+impl FittedForecaster for Box<dyn FittedForecaster> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn update(&mut self, y: f64) {
+        (**self).update(y)
+    }
+    fn forecast(&self, h: usize) -> Vec<f64> {
+        (**self).forecast(h)
+    }
+    fn uncertainty(&self) -> &Uncertainty {
+        (**self).uncertainty()
+    }
+    fn quantile(&self, h: usize, q: f64) -> Vec<f64> {
+        (**self).quantile(h, q)
+    }
+    fn sum_quantile(&self, h: usize, q: f64) -> f64 {
+        (**self).sum_quantile(h, q)
+    }
+}
+
+/// Probability levels at which standardised residual quantiles are stored.
+const LEVELS: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99, 0.995,
+];
+
+/// Weight of the newest squared residual in the running variance.
+const VAR_DECAY: f64 = 0.02;
+
+/// Calibrated one-step error model shared by all forecasters.
+///
+/// The running variance `var` is an exponentially weighted mean of squared one-step residuals
+/// (updated online). For integer, non-negative series whose error variance is at least the
+/// forecast (Poisson-like or over-dispersed) the predictive distribution is a Poisson /
+/// negative binomial with the point forecast as mean and `var` as variance; otherwise it is the point forecast plus `sqrt(var)` times the conformal
+/// quantiles of standardised in-sample residuals (`table`). Multi-step errors grow as AR(1)
+/// errors with lag-one autocorrelation `rho`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Uncertainty {
+    /// The series is integer-valued and non-negative: use a count distribution.
+    pub count: bool,
+    /// The series is non-negative: clamp forecasts and quantiles at 0.
+    pub nonneg: bool,
+    /// Running variance of one-step residuals.
+    pub var: f64,
+    /// Lag-one autocorrelation of the residuals, in [0, 0.9].
+    pub rho: f64,
+    /// Standardised residual quantiles at the fixed probability levels.
+    pub table: Vec<f64>,
+}
+
+impl Uncertainty {
+    /// Calibrates from the training series `y` and aligned one-step in-sample residuals.
+    pub fn calibrate(y: &[f64], residuals: &[f64]) -> Self {
+        let count = !y.is_empty() && y.iter().all(|v| *v >= 0.0 && v.fract() == 0.0);
+        let nonneg = y.iter().all(|v| *v >= 0.0);
+        let res: Vec<f64> = residuals
+            .iter()
+            .copied()
+            .filter(|e| e.is_finite())
+            .collect();
+        let warm = res.len().min(50);
+        let mut var = if warm > 0 {
+            res[..warm].iter().map(|e| e * e).sum::<f64>() / warm as f64
+        } else {
+            0.0
+        };
+        let mut z = Vec::with_capacity(res.len());
+        for &e in &res {
+            if var > 1e-12 {
+                z.push(e / var.sqrt());
+            }
+            var = (1.0 - VAR_DECAY) * var + VAR_DECAY * e * e;
+        }
+        z.sort_by(f64::total_cmp);
+        let table = if z.len() >= 30 {
+            LEVELS.iter().map(|&p| quantile_sorted(&z, p)).collect()
+        } else {
+            LEVELS.iter().map(|&p| norm_inv(p)).collect()
+        };
+        let rho = lag1(&res).clamp(0.0, 0.9);
+        let var = if var.is_finite() { var } else { 0.0 };
+        Self {
+            count,
+            nonneg,
+            var,
+            rho,
+            table,
+        }
+    }
+
+    /// Online update with a new one-step residual. O(1).
+    #[inline]
+    pub fn observe(&mut self, residual: f64) {
+        if residual.is_finite() {
+            self.var = (1.0 - VAR_DECAY) * self.var + VAR_DECAY * residual * residual;
+        }
+    }
+
+    /// Standardised residual quantile at probability `q` (interpolated in the table, normal
+    /// tails beyond it).
+    pub fn z(&self, q: f64) -> f64 {
+        let q = q.clamp(1e-6, 1.0 - 1e-6);
+        if self.table.len() != LEVELS.len() {
+            return norm_inv(q);
+        }
+        if q <= LEVELS[0] {
+            return self.table[0] + norm_inv(q) - norm_inv(LEVELS[0]);
+        }
+        if q >= LEVELS[LEVELS.len() - 1] {
+            let last = LEVELS.len() - 1;
+            return self.table[last] + norm_inv(q) - norm_inv(LEVELS[last]);
+        }
+        let i = LEVELS
+            .iter()
+            .position(|&l| l >= q)
+            .unwrap_or(LEVELS.len() - 1);
+        let (l0, l1) = (LEVELS[i - 1], LEVELS[i]);
+        let f = (q - l0) / (l1 - l0);
+        self.table[i - 1] * (1.0 - f) + self.table[i] * f
+    }
+
+    /// Variance of the error `step` bins ahead (1-based).
+    pub fn var_at(&self, step: usize) -> f64 {
+        let r2 = self.rho * self.rho;
+        let g = if r2 < 1e-12 {
+            1.0
+        } else {
+            (1.0 - r2.powi(step as i32)) / (1.0 - r2)
+        };
+        self.var * g
+    }
+
+    /// The `q`-quantile of the value `step` bins ahead given its point forecast.
+    pub fn quantile_at(&self, point: f64, step: usize, q: f64) -> f64 {
+        let v = self.var_at(step);
+        // counts at least as dispersed as Poisson: Poisson / negative binomial; under-dispersed
+        // counts (timers, steady rates) use the conformal residual quantiles instead
+        let x = if self.count && v >= point {
+            count_quantile(point.max(0.0), v, q)
+        } else {
+            point + v.sqrt() * self.z(q)
+        };
+        if self.nonneg {
+            x.max(0.0)
+        } else {
+            x
+        }
+    }
+
+    /// The `q`-quantile of the sum of the bins whose point forecasts are `points`.
+    pub fn sum_quantile(&self, points: &[f64], q: f64) -> f64 {
+        let h = points.len();
+        if h == 0 {
+            return 0.0;
+        }
+        let s: f64 = points
+            .iter()
+            .map(|p| if self.nonneg { p.max(0.0) } else { *p })
+            .sum();
+        // Var of a sum of AR(1) errors: var * (h + 2 Σ_{k<h} (h-k) rho^k).
+        let mut acc = h as f64;
+        let mut rk = 1.0;
+        for k in 1..h {
+            rk *= self.rho;
+            if rk < 1e-9 {
+                break;
+            }
+            acc += 2.0 * (h - k) as f64 * rk;
+        }
+        let v = self.var * acc;
+        let x = if self.count && v >= s {
+            count_quantile(s, v, q)
+        } else {
+            s + v.sqrt() * self.z(q)
+        };
+        if self.nonneg {
+            x.max(0.0)
+        } else {
+            x
+        }
+    }
+
+    /// Clamps a point forecast to the series' support.
+    #[inline]
+    pub fn clamp(&self, x: f64) -> f64 {
+        if self.nonneg {
+            x.max(0.0)
+        } else {
+            x
+        }
+    }
+}
+
+/// Lag-one autocorrelation of a series (0 when too short or constant).
+pub fn lag1(x: &[f64]) -> f64 {
+    if x.len() < 3 {
+        return 0.0;
+    }
+    let m = x.iter().sum::<f64>() / x.len() as f64;
+    let den: f64 = x.iter().map(|v| (v - m) * (v - m)).sum();
+    if den < 1e-12 {
+        return 0.0;
+    }
+    let num: f64 = x.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum();
+    num / den
+}
+
+/// Fixed-capacity ring buffer of the most recent values (oldest overwritten).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ring {
+    buf: Vec<f64>,
+    /// Index of the oldest value (the next to be overwritten).
+    head: usize,
+}
+
+impl Ring {
+    /// A ring holding the last `cap` values of `init` (zero-padded in front when shorter).
+    pub fn from_tail(init: &[f64], cap: usize) -> Self {
+        let cap = cap.max(1);
+        let mut buf = vec![0.0; cap];
+        let take = init.len().min(cap);
+        buf[cap - take..].copy_from_slice(&init[init.len() - take..]);
+        Self { buf, head: 0 }
+    }
+    /// Capacity.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+    /// Always false: a ring has at least one slot.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+    /// Pushes a value, dropping the oldest.
+    #[inline]
+    pub fn push(&mut self, v: f64) {
+        self.buf[self.head] = v;
+        self.head += 1;
+        if self.head == self.buf.len() {
+            self.head = 0;
+        }
+    }
+    /// The value `k` steps back: `ago(1)` is the newest, `ago(len)` the oldest.
+    #[inline]
+    pub fn ago(&self, k: usize) -> f64 {
+        let n = self.buf.len();
+        let k = k.clamp(1, n);
+        self.buf[(self.head + n - k) % n]
+    }
+    /// Replaces the value `k` steps back.
+    #[inline]
+    pub fn set_ago(&mut self, k: usize, v: f64) {
+        let n = self.buf.len();
+        let k = k.clamp(1, n);
+        self.buf[(self.head + n - k) % n] = v;
+    }
+}
+
+/// Validates a training series: non-empty, finite, at least `need` points.
+pub fn check_series(y: &[f64], need: usize) -> Result<(), ModelError> {
+    if let Some(index) = y.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::NonFinite { index });
+    }
+    if y.len() < need.max(1) {
+        return Err(ModelError::TooShort {
+            got: y.len(),
+            need: need.max(1),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_last_values() {
+        let mut r = Ring::from_tail(&[1.0, 2.0, 3.0, 4.0], 3);
+        assert_eq!((r.ago(1), r.ago(3)), (4.0, 2.0));
+        r.push(5.0);
+        assert_eq!((r.ago(1), r.ago(2), r.ago(3)), (5.0, 4.0, 3.0));
+    }
+
+    #[test]
+    fn gaussian_residuals_give_normal_table() {
+        // deterministic pseudo-normal residuals via inverse CDF of a low-discrepancy sequence
+        let res: Vec<f64> = (0..2000)
+            .map(|i| norm_inv(((i as f64 * 0.618_034) % 1.0).clamp(1e-4, 1.0 - 1e-4)))
+            .collect();
+        let y: Vec<f64> = res.iter().map(|e| 10.0 + e).collect();
+        let u = Uncertainty::calibrate(&y, &res);
+        assert!(!u.count);
+        assert!((u.z(0.9) - 1.2816).abs() < 0.15, "{}", u.z(0.9));
+        assert!((u.var - 1.0).abs() < 0.4, "{}", u.var);
+    }
+}

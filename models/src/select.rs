@@ -1,0 +1,357 @@
+//! Model specifications, a serialisable wrapper over every fitted forecaster, the
+//! rolling-origin backtest (MASE, RMSE, interval coverage) and the per-series selector.
+
+use crate::ets::{Ets, FittedEts};
+use crate::forecast::{FittedForecaster, Forecaster, Uncertainty};
+use crate::fourier::{FittedFourier, Fourier};
+use crate::regression::{FittedRegression, Regression};
+use crate::season::detect_season;
+use crate::snaive::{FittedSeasonalNaive, SeasonalNaive};
+use crate::ModelError;
+use serde::{Deserialize, Serialize};
+
+/// An unfitted model of any kind.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ModelSpec {
+    /// Seasonal naive.
+    SeasonalNaive(SeasonalNaive),
+    /// Holt–Winters additive damped.
+    Ets(Ets),
+    /// FFT harmonics + trend.
+    Fourier(Fourier),
+    /// Lag/calendar regression (linear or random forest).
+    Regression(Regression),
+}
+
+impl ModelSpec {
+    /// Stable name of the model this spec fits.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelSpec::SeasonalNaive(_) => "seasonal-naive",
+            ModelSpec::Ets(e) if e.season > 1 => "ets",
+            ModelSpec::Ets(_) => "holt-damped",
+            ModelSpec::Fourier(_) => "fourier",
+            ModelSpec::Regression(r) => match r.learner {
+                crate::regression::Learner::Linear => "linear",
+                crate::regression::Learner::RandomForest => "random-forest",
+            },
+        }
+    }
+    /// Fits the spec.
+    pub fn fit(&self, y: &[f64]) -> Result<AnyFitted, ModelError> {
+        Ok(match self {
+            ModelSpec::SeasonalNaive(s) => AnyFitted::SeasonalNaive(s.fit(y)?),
+            ModelSpec::Ets(s) => AnyFitted::Ets(s.fit(y)?),
+            ModelSpec::Fourier(s) => AnyFitted::Fourier(s.fit(y)?),
+            ModelSpec::Regression(s) => AnyFitted::Regression(Box::new(s.fit(y)?)),
+        })
+    }
+}
+
+impl Forecaster for ModelSpec {
+    type Fitted = AnyFitted;
+    fn fit(&self, y: &[f64]) -> Result<AnyFitted, ModelError> {
+        ModelSpec::fit(self, y)
+    }
+}
+
+/// The standard candidate models for a season length: seasonal naive, Holt–Winters, the
+/// non-seasonal damped Holt model (when `season > 1`), FFT harmonics, linear regression, and
+/// the random forest only when `with_forest` (it is the slowest to fit).
+pub fn candidates(season: usize, with_forest: bool) -> Vec<ModelSpec> {
+    let mut v = vec![
+        ModelSpec::SeasonalNaive(SeasonalNaive { season }),
+        ModelSpec::Ets(Ets::new(season)),
+        ModelSpec::Fourier(Fourier::new(season)),
+        ModelSpec::Regression(Regression::linear(season)),
+    ];
+    if season > 1 {
+        v.insert(2, ModelSpec::Ets(Ets::new(1)));
+    }
+    if with_forest {
+        v.push(ModelSpec::Regression(Regression::forest(season)));
+    }
+    v
+}
+
+/// Any fitted forecaster; serialisable, so a selected model can be persisted and restored.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AnyFitted {
+    /// Seasonal naive.
+    SeasonalNaive(FittedSeasonalNaive),
+    /// Holt–Winters.
+    Ets(FittedEts),
+    /// FFT harmonics.
+    Fourier(FittedFourier),
+    /// Regression.
+    Regression(Box<FittedRegression>),
+}
+
+impl AnyFitted {
+    fn inner(&self) -> &dyn FittedForecaster {
+        match self {
+            AnyFitted::SeasonalNaive(m) => m,
+            AnyFitted::Ets(m) => m,
+            AnyFitted::Fourier(m) => m,
+            AnyFitted::Regression(m) => m.as_ref(),
+        }
+    }
+}
+
+impl FittedForecaster for AnyFitted {
+    fn name(&self) -> &'static str {
+        self.inner().name()
+    }
+    #[inline]
+    fn update(&mut self, y: f64) {
+        match self {
+            AnyFitted::SeasonalNaive(m) => m.update(y),
+            AnyFitted::Ets(m) => m.update(y),
+            AnyFitted::Fourier(m) => m.update(y),
+            AnyFitted::Regression(m) => m.update(y),
+        }
+    }
+    fn forecast(&self, h: usize) -> Vec<f64> {
+        self.inner().forecast(h)
+    }
+    fn uncertainty(&self) -> &Uncertainty {
+        self.inner().uncertainty()
+    }
+}
+
+/// Accuracy of one model under the rolling-origin protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestScore {
+    /// Model name.
+    pub model: String,
+    /// Mean absolute error over all origins and steps.
+    pub mae: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// MASE: `mae` divided by the in-sample seasonal-naive scale.
+    pub mase: f64,
+    /// Share of actuals inside the central 80 % interval.
+    pub coverage80: f64,
+    /// Share of actuals inside the central 95 % interval.
+    pub coverage95: f64,
+    /// Number of forecast origins.
+    pub origins: usize,
+    /// Number of forecast points scored.
+    pub points: usize,
+}
+
+/// Mean of `|y[t] - y[t-m]|` over `y`: the MASE scale. `None` when undefined or zero.
+pub fn mase_scale(y: &[f64], m: usize) -> Option<f64> {
+    let m = m.max(1);
+    if y.len() <= m {
+        return None;
+    }
+    let s = (m..y.len()).map(|t| (y[t] - y[t - m]).abs()).sum::<f64>() / (y.len() - m) as f64;
+    (s > 0.0).then_some(s)
+}
+
+/// Rolling-origin backtest: fit on `y[..train_end]`, then at origins `train_end`,
+/// `train_end + h`, … forecast the next `h` points (fewer at the end), score them, and feed
+/// the actuals to the model with `update`. `scale` is the MASE denominator.
+pub fn rolling_origin(
+    y: &[f64],
+    spec: &ModelSpec,
+    train_end: usize,
+    h: usize,
+    scale: f64,
+) -> Result<BacktestScore, ModelError> {
+    let h = h.max(1);
+    if train_end >= y.len() {
+        return Err(ModelError::TooShort {
+            got: y.len(),
+            need: train_end + 1,
+        });
+    }
+    let mut model = spec.fit(&y[..train_end])?;
+    let (mut abs, mut sq, mut c80, mut c95, mut n, mut origins) = (0.0, 0.0, 0, 0, 0usize, 0);
+    let mut o = train_end;
+    while o < y.len() {
+        let steps = h.min(y.len() - o);
+        let f = model.forecast(steps);
+        let lo80 = model.quantile(steps, 0.1);
+        let hi80 = model.quantile(steps, 0.9);
+        let lo95 = model.quantile(steps, 0.025);
+        let hi95 = model.quantile(steps, 0.975);
+        for i in 0..steps {
+            let a = y[o + i];
+            let e = a - f[i];
+            abs += e.abs();
+            sq += e * e;
+            c80 += usize::from(a >= lo80[i] && a <= hi80[i]);
+            c95 += usize::from(a >= lo95[i] && a <= hi95[i]);
+            n += 1;
+        }
+        for i in 0..steps {
+            model.update(y[o + i]);
+        }
+        origins += 1;
+        o += steps;
+    }
+    let nf = n.max(1) as f64;
+    Ok(BacktestScore {
+        model: spec.name().to_string(),
+        mae: abs / nf,
+        rmse: (sq / nf).sqrt(),
+        mase: abs / nf / scale,
+        coverage80: c80 as f64 / nf,
+        coverage95: c95 as f64 / nf,
+        origins,
+        points: n,
+    })
+}
+
+/// A model chosen by [`select_model`], with the validation error of every candidate.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Selection {
+    /// The winning model, refitted on the whole series.
+    pub model: AnyFitted,
+    /// Season length used.
+    pub season: usize,
+    /// Validation MAE per candidate name (candidates that failed to fit are absent).
+    pub scores: Vec<(String, f64)>,
+}
+
+/// Resolves a season: `Some(m)` as given, `None` detected (1 when no clear season).
+pub fn resolve_season(y: &[f64], season: Option<usize>) -> usize {
+    season
+        .unwrap_or_else(|| detect_season(y, 10080).unwrap_or(1))
+        .max(1)
+}
+
+/// Chooses among `specs` by a rolling-origin backtest on the last 20 % of `y` (horizon
+/// `horizon`), then refits the winner on all of `y`.
+pub fn select_from(
+    y: &[f64],
+    specs: &[ModelSpec],
+    horizon: usize,
+) -> Result<(AnyFitted, Vec<(String, f64)>), ModelError> {
+    let n = y.len();
+    let train_end = n - n / 5;
+    let mut scores = Vec::new();
+    let mut best: Option<(f64, &ModelSpec)> = None;
+    for spec in specs {
+        if let Ok(s) = rolling_origin(y, spec, train_end, horizon, 1.0) {
+            if s.mae.is_finite() {
+                scores.push((spec.name().to_string(), s.mae));
+                if best.is_none_or(|b| s.mae < b.0) {
+                    best = Some((s.mae, spec));
+                }
+            }
+        }
+    }
+    // fall back to whatever fits on the whole series (a short series may fail validation)
+    let order: Vec<&ModelSpec> = best.map(|b| b.1).into_iter().chain(specs.iter()).collect();
+    let mut last_err = ModelError::TooShort { got: n, need: 2 };
+    for spec in order {
+        match spec.fit(y) {
+            Ok(m) => return Ok((m, scores)),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(last_err)
+}
+
+/// Selects a forecaster for `y` (`season`: `None` = detect) by rolling-origin backtest of
+/// the standard candidates at the given horizon.
+pub fn select_model(
+    y: &[f64],
+    season: Option<usize>,
+    horizon: usize,
+) -> Result<Selection, ModelError> {
+    let m = resolve_season(y, season);
+    let mut specs = candidates(m, false);
+    if m > 1 {
+        // a series too short for its season can still get a non-seasonal model
+        specs.push(ModelSpec::SeasonalNaive(SeasonalNaive { season: 1 }));
+        specs.push(ModelSpec::Regression(Regression::linear(1)));
+    }
+    let (model, scores) = select_from(y, &specs, horizon)?;
+    Ok(Selection {
+        model,
+        season: m,
+        scores,
+    })
+}
+
+/// Convenience: the selected model as a trait object.
+pub fn select_boxed(
+    y: &[f64],
+    season: Option<usize>,
+    horizon: usize,
+) -> Result<Box<dyn FittedForecaster>, ModelError> {
+    Ok(Box::new(select_model(y, season, horizon)?.model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poisson(lambda: f64, seed: &mut u64) -> f64 {
+        // Knuth's method with a xorshift generator
+        let l = (-lambda).exp();
+        let mut k = 0.0;
+        let mut p = 1.0;
+        loop {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            p *= (*seed >> 11) as f64 / (1u64 << 53) as f64;
+            if p <= l {
+                return k;
+            }
+            k += 1.0;
+        }
+    }
+
+    #[test]
+    fn poisson_intervals_cover_near_nominal() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15;
+        let y: Vec<f64> = (0..3000).map(|_| poisson(6.0, &mut seed)).collect();
+        let scale = mase_scale(&y[..2400], 1).unwrap_or(1.0);
+        for spec in [
+            ModelSpec::Ets(Ets::new(1)),
+            ModelSpec::SeasonalNaive(SeasonalNaive { season: 1 }),
+        ] {
+            let s = rolling_origin(&y, &spec, 2400, 5, scale).unwrap();
+            assert!(
+                (0.76..=0.92).contains(&s.coverage80),
+                "{}: {s:?}",
+                spec.name()
+            );
+            assert!(
+                (0.92..=0.995).contains(&s.coverage95),
+                "{}: {s:?}",
+                spec.name()
+            );
+        }
+    }
+
+    #[test]
+    fn selector_prefers_a_seasonal_model_on_seasonal_data() {
+        let m = 24;
+        let y: Vec<f64> = (0..m * 30)
+            .map(|t| {
+                (20.0 + 10.0 * (2.0 * std::f64::consts::PI * t as f64 / m as f64).sin()).round()
+            })
+            .collect();
+        let sel = select_model(&y, None, 6).unwrap();
+        assert_eq!(sel.season, m);
+        assert_ne!(sel.model.name(), "seasonal-naive-1");
+        let f = sel.model.forecast(m);
+        let err: f64 = f
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v - y[y.len() - m + i]).abs())
+            .sum::<f64>()
+            / m as f64;
+        assert!(err < 1.0, "{} {err}", sel.model.name());
+        let json = serde_json::to_string(&sel).unwrap();
+        let back: Selection = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.model.forecast(3), sel.model.forecast(3));
+    }
+}

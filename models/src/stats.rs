@@ -1,0 +1,212 @@
+//! Small numeric helpers shared by the models: quantiles, medians, normal and count
+//! distributions. Pure functions, no allocation beyond what the caller sees.
+
+/// Inverse of the standard normal CDF (Acklam's rational approximation, |error| < 1.2e-9).
+pub fn norm_inv(p: f64) -> f64 {
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let plow = 0.02425;
+    if p < plow {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - plow {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        let q = (-2.0 * (1.0 - p).ln()).sqrt();
+        -(((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    }
+}
+
+/// Standard normal CDF (Abramowitz–Stegun 7.1.26 on erf, |error| < 1.5e-7).
+pub fn norm_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-z * z).exp();
+    if x >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
+/// The `q`-quantile of a count distribution with the given mean and variance: Poisson when
+/// `var <= mean`, negative binomial otherwise; a continuity-corrected normal for large means.
+pub fn count_quantile(mean: f64, var: f64, q: f64) -> f64 {
+    let mean = mean.max(0.0);
+    if mean < 1e-9 {
+        return 0.0;
+    }
+    let q = q.clamp(1e-9, 1.0 - 1e-9);
+    let var = var.max(mean);
+    if mean > 400.0 {
+        return (mean + norm_inv(q) * var.sqrt()).max(0.0).round();
+    }
+    let nb = var > mean * (1.0 + 1e-6);
+    let (pr, r) = (mean / var, mean * mean / (var - mean).max(1e-12));
+    let mut p = if nb { r * pr.ln() } else { -mean };
+    if p < -700.0 {
+        return (mean + norm_inv(q) * var.sqrt()).max(0.0).round();
+    }
+    p = p.exp();
+    let mut cdf = p;
+    let mut k = 0.0;
+    let limit = mean + 60.0 * var.sqrt() + 50.0;
+    while cdf < q && k < limit {
+        p *= if nb {
+            (k + r) / (k + 1.0) * (1.0 - pr)
+        } else {
+            mean / (k + 1.0)
+        };
+        k += 1.0;
+        cdf += p;
+    }
+    k
+}
+
+/// Probability that a count with the given mean and variance is at most `x` (Poisson or
+/// negative binomial as in [`count_quantile`]).
+pub fn count_cdf(mean: f64, var: f64, x: f64) -> f64 {
+    let mean = mean.max(0.0);
+    if x < 0.0 {
+        return 0.0;
+    }
+    if mean < 1e-9 {
+        return 1.0;
+    }
+    let var = var.max(mean);
+    if mean > 400.0 {
+        return norm_cdf((x + 0.5 - mean) / var.sqrt());
+    }
+    let nb = var > mean * (1.0 + 1e-6);
+    let (pr, r) = (mean / var, mean * mean / (var - mean).max(1e-12));
+    let mut p = if nb { r * pr.ln() } else { -mean };
+    if p < -700.0 {
+        return norm_cdf((x + 0.5 - mean) / var.sqrt());
+    }
+    p = p.exp();
+    let mut cdf = p;
+    let mut k = 0.0;
+    while k + 1.0 <= x.floor() {
+        p *= if nb {
+            (k + r) / (k + 1.0) * (1.0 - pr)
+        } else {
+            mean / (k + 1.0)
+        };
+        k += 1.0;
+        cdf += p;
+    }
+    cdf.min(1.0)
+}
+
+/// Median of a slice (copies; NaN-free input expected). `None` when empty.
+pub fn median(x: &[f64]) -> Option<f64> {
+    quantile(x, 0.5)
+}
+
+/// Linear-interpolated empirical quantile (type 7). `None` when empty.
+pub fn quantile(x: &[f64], q: f64) -> Option<f64> {
+    if x.is_empty() {
+        return None;
+    }
+    let mut v = x.to_vec();
+    v.sort_by(f64::total_cmp);
+    Some(quantile_sorted(&v, q))
+}
+
+/// Type-7 quantile of an already sorted, non-empty slice.
+pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(v.len() - 1);
+    let f = pos - lo as f64;
+    v[lo] * (1.0 - f) + v[hi] * f
+}
+
+/// Median absolute deviation around the median, scaled by 1.4826 to estimate σ.
+pub fn mad_sigma(x: &[f64]) -> Option<f64> {
+    let m = median(x)?;
+    let dev: Vec<f64> = x.iter().map(|v| (v - m).abs()).collect();
+    median(&dev).map(|d| d * 1.4826)
+}
+
+/// Mean of a slice; 0 when empty.
+pub fn mean(x: &[f64]) -> f64 {
+    if x.is_empty() {
+        0.0
+    } else {
+        x.iter().sum::<f64>() / x.len() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_inverse_and_cdf_agree() {
+        for p in [0.01, 0.1, 0.5, 0.8, 0.975, 0.999] {
+            assert!((norm_cdf(norm_inv(p)) - p).abs() < 1e-6, "{p}");
+        }
+        assert!((norm_inv(0.975) - 1.959_964).abs() < 1e-5);
+    }
+
+    #[test]
+    fn poisson_quantiles_match_known_values() {
+        // Poisson(3): P(X<=1)=0.199, P(X<=5)=0.916
+        assert_eq!(count_quantile(3.0, 3.0, 0.19), 1.0);
+        assert_eq!(count_quantile(3.0, 3.0, 0.5), 3.0);
+        assert_eq!(count_quantile(3.0, 3.0, 0.9), 5.0);
+        assert!((count_cdf(3.0, 3.0, 5.0) - 0.916_082).abs() < 1e-5);
+        // Overdispersed: wider upper quantile
+        assert!(count_quantile(3.0, 12.0, 0.95) > count_quantile(3.0, 3.0, 0.95));
+    }
+
+    #[test]
+    fn quantiles_and_mad() {
+        let x = [1.0, 2.0, 3.0, 4.0, 100.0];
+        assert_eq!(median(&x), Some(3.0));
+        assert_eq!(quantile(&x, 0.25), Some(2.0));
+        assert!((mad_sigma(&x).unwrap_or(0.0) - 1.4826).abs() < 1e-9);
+        assert_eq!(median(&[]), None);
+    }
+}

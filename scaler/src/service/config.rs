@@ -1,0 +1,496 @@
+//! Service configuration: the TOML file layout, environment (`PREWARM_*`) and flag overrides,
+//! and validation into a [`ServiceConfig`]. Every error names the offending key.
+
+use super::ServiceError;
+use crate::policy::{parse_duration_ms, Millis, PolicySpec};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// How the service tells time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClockMode {
+    /// The system clock (production).
+    #[default]
+    Wall,
+    /// The latest telemetry bin end (replays and tests): ticks run when telemetry moves time.
+    Event,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where a function's decisions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetKind {
+    /// Answer KEDA external-scaler calls.
+    #[default]
+    Keda,
+}
+
+impl TargetKind {
+    /// The name used in config and the API.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TargetKind::Keda => "keda",
+        }
+    }
+
+    /// Parses a target kind; `key` names the config key in the error.
+    pub fn parse(s: &str, key: &str) -> Result<Self, ServiceError> {
+        match s {
+            "keda" | "" => Ok(TargetKind::Keda),
+            _ => Err(ServiceError::config(
+                key,
+                format!("unknown target kind `{s}` (known: keda)"),
+            )),
+        }
+    }
+}
+
+/// A function's configuration (validated).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionConfig {
+    /// Function id.
+    pub id: String,
+    /// Policy spec (empty = the server default).
+    pub policy: String,
+    /// Lowest desired count.
+    pub min: u32,
+    /// Highest desired count.
+    pub max: u32,
+    /// Target kind name (`keda`).
+    pub target: String,
+}
+
+/// `target = { kind = "keda" }` in a `[[function]]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TargetFile {
+    /// Target kind.
+    pub kind: String,
+}
+
+/// A `[[function]]` table.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionFile {
+    /// Function id.
+    pub id: String,
+    /// Policy spec.
+    pub policy: Option<String>,
+    /// Lowest desired count.
+    pub min: Option<u32>,
+    /// Highest desired count.
+    pub max: Option<u32>,
+    /// Target.
+    pub target: Option<TargetFile>,
+}
+
+/// The configuration as written: every field optional. Layers merge file < env < flags.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// gRPC listen address.
+    pub grpc_addr: Option<String>,
+    /// Admin HTTP listen address.
+    pub admin_addr: Option<String>,
+    /// Redis URL; none keeps state in memory only.
+    pub redis_url: Option<String>,
+    /// Redis key prefix.
+    pub redis_prefix: Option<String>,
+    /// `wall` or `event`.
+    pub clock: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// Decision interval, e.g. `10s`.
+    pub decision_interval: Option<String>,
+    /// Redis flush interval, e.g. `5s` (1 s ..= 60 s).
+    pub flush_interval: Option<String>,
+    /// Policy for functions that do not name one.
+    pub default_policy: Option<String>,
+    /// Default maximum desired count.
+    pub default_max: Option<u32>,
+    /// Cap on functions held.
+    pub max_functions: Option<usize>,
+    /// Cap on samples per ingestion message.
+    pub max_batch: Option<usize>,
+    /// Cap on functions with their own metric labels.
+    pub metrics_function_labels: Option<usize>,
+    /// Mean duration assumed when a sample has neither concurrency nor duration, e.g. `1s`.
+    pub default_duration: Option<String>,
+    /// History replayed through a fresh policy after a restart, e.g. `1h`.
+    pub warm_replay: Option<String>,
+    /// Accept telemetry for unconfigured functions (registering them with the defaults).
+    pub auto_register: Option<bool>,
+    /// `[[function]]` tables.
+    #[serde(default, rename = "function")]
+    pub functions: Vec<FunctionFile>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// Admin HTTP listen address.
+    pub admin_addr: SocketAddr,
+    /// Redis URL, if persistence is on.
+    pub redis_url: Option<String>,
+    /// Redis key prefix.
+    pub redis_prefix: String,
+    /// Clock.
+    pub clock: ClockMode,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Decision interval, ms.
+    pub decision_interval_ms: Millis,
+    /// Redis flush interval, ms.
+    pub flush_interval_ms: Millis,
+    /// Default policy spec.
+    pub default_policy: String,
+    /// Default maximum desired count.
+    pub default_max: u32,
+    /// Cap on functions.
+    pub max_functions: usize,
+    /// Cap on samples per message.
+    pub max_batch: usize,
+    /// Cap on functions with per-function metric labels.
+    pub metrics_function_labels: usize,
+    /// Assumed mean duration, ms.
+    pub default_duration_ms: f64,
+    /// Warm replay window, ms.
+    pub warm_replay_ms: Millis,
+    /// Accept telemetry for unconfigured functions.
+    pub auto_register: bool,
+    /// Configured functions.
+    pub functions: Vec<FunctionConfig>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        match RawConfig::default().validate() {
+            Ok(c) => c,
+            Err(_) => unreachable!("the defaults are valid"),
+        }
+    }
+}
+
+macro_rules! merge_fields {
+    ($self:ident, $o:ident, $($f:ident),*) => { $( if $o.$f.is_some() { $self.$f = $o.$f; } )* };
+}
+
+impl RawConfig {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, ServiceError> {
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            let key = key_from_toml_error(&msg);
+            ServiceError::config(&key, format!("{msg} (at byte {:?})", e.span()))
+        })
+    }
+
+    /// Reads `PREWARM_<KEY>` variables from `vars` (e.g. `PREWARM_GRPC_ADDR`).
+    pub fn from_env<I: IntoIterator<Item = (String, String)>>(
+        vars: I,
+    ) -> Result<Self, ServiceError> {
+        let mut r = RawConfig::default();
+        for (k, v) in vars {
+            let Some(name) = k.strip_prefix("PREWARM_") else {
+                continue;
+            };
+            let key = name.to_ascii_lowercase();
+            let num = |v: &str| -> Result<usize, ServiceError> {
+                v.parse()
+                    .map_err(|_| ServiceError::config(&k, format!("`{v}` is not a number")))
+            };
+            match key.as_str() {
+                "grpc_addr" => r.grpc_addr = Some(v),
+                "admin_addr" => r.admin_addr = Some(v),
+                "redis_url" => r.redis_url = Some(v),
+                "redis_prefix" => r.redis_prefix = Some(v),
+                "clock" => r.clock = Some(v),
+                "log_format" => r.log_format = Some(v),
+                "decision_interval" => r.decision_interval = Some(v),
+                "flush_interval" => r.flush_interval = Some(v),
+                "default_policy" => r.default_policy = Some(v),
+                "default_duration" => r.default_duration = Some(v),
+                "warm_replay" => r.warm_replay = Some(v),
+                "default_max" => r.default_max = Some(num(&v)? as u32),
+                "max_functions" => r.max_functions = Some(num(&v)?),
+                "max_batch" => r.max_batch = Some(num(&v)?),
+                "metrics_function_labels" => r.metrics_function_labels = Some(num(&v)?),
+                "auto_register" => {
+                    r.auto_register = Some(match v.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(ServiceError::config(&k, "expected true or false")),
+                    })
+                }
+                // Other PREWARM_* variables (e.g. PREWARM_CONFIG) belong to the CLI.
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
+
+    /// Overlays `other` on `self`: every field set in `other` wins; functions are appended.
+    pub fn merge(mut self, other: RawConfig) -> Self {
+        merge_fields!(
+            self,
+            other,
+            grpc_addr,
+            admin_addr,
+            redis_url,
+            redis_prefix,
+            clock,
+            log_format,
+            decision_interval,
+            flush_interval,
+            default_policy,
+            default_max,
+            max_functions,
+            max_batch,
+            metrics_function_labels,
+            default_duration,
+            warm_replay,
+            auto_register
+        );
+        self.functions.extend(other.functions);
+        self
+    }
+
+    /// Validates every field; the error names the first bad key.
+    pub fn validate(self) -> Result<ServiceConfig, ServiceError> {
+        let addr = |key: &str, v: Option<String>, d: &str| -> Result<SocketAddr, ServiceError> {
+            let s = v.unwrap_or_else(|| d.to_string());
+            s.parse()
+                .map_err(|_| ServiceError::config(key, format!("`{s}` is not a host:port address")))
+        };
+        let dur = |key: &str, v: Option<String>, d: Millis| -> Result<Millis, ServiceError> {
+            match v {
+                None => Ok(d),
+                Some(s) => parse_duration_ms(&s).map_err(|e| ServiceError::config(key, e)),
+            }
+        };
+        let grpc_addr = addr("grpc_addr", self.grpc_addr, "127.0.0.1:9090")?;
+        let admin_addr = addr("admin_addr", self.admin_addr, "127.0.0.1:9091")?;
+        if grpc_addr == admin_addr && grpc_addr.port() != 0 {
+            return Err(ServiceError::config(
+                "admin_addr",
+                "must differ from grpc_addr",
+            ));
+        }
+        let clock = match self.clock.as_deref().unwrap_or("wall") {
+            "wall" => ClockMode::Wall,
+            "event" => ClockMode::Event,
+            s => {
+                return Err(ServiceError::config(
+                    "clock",
+                    format!("`{s}`: use wall or event"),
+                ))
+            }
+        };
+        let log_format = match self.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            s => {
+                return Err(ServiceError::config(
+                    "log_format",
+                    format!("`{s}`: use text or json"),
+                ))
+            }
+        };
+        let decision_interval_ms = dur("decision_interval", self.decision_interval, 10_000)?;
+        if !(1_000..=600_000).contains(&decision_interval_ms) {
+            return Err(ServiceError::config(
+                "decision_interval",
+                "must be within 1s..=10m",
+            ));
+        }
+        let flush_interval_ms = dur("flush_interval", self.flush_interval, 5_000)?;
+        if !(1_000..=60_000).contains(&flush_interval_ms) {
+            return Err(ServiceError::config(
+                "flush_interval",
+                "must be within 1s..=60s",
+            ));
+        }
+        let default_duration_ms = dur("default_duration", self.default_duration, 1_000)? as f64;
+        let warm_replay_ms = dur("warm_replay", self.warm_replay, 3_600_000)?;
+        if warm_replay_ms > 6 * 3_600_000 {
+            return Err(ServiceError::config(
+                "warm_replay",
+                "must be at most 6h (the 10 s tier)",
+            ));
+        }
+        let default_policy = self.default_policy.unwrap_or_else(|| "reactive".into());
+        check_policy("default_policy", &default_policy)?;
+        let default_max = self.default_max.unwrap_or(1_000);
+        if default_max == 0 {
+            return Err(ServiceError::config("default_max", "must be at least 1"));
+        }
+        let max_functions = self.max_functions.unwrap_or(50_000);
+        if max_functions == 0 {
+            return Err(ServiceError::config("max_functions", "must be at least 1"));
+        }
+        let max_batch = self.max_batch.unwrap_or(100_000);
+        if max_batch == 0 {
+            return Err(ServiceError::config("max_batch", "must be at least 1"));
+        }
+        if let Some(u) = &self.redis_url {
+            if !(u.starts_with("redis://")
+                || u.starts_with("rediss://")
+                || u.starts_with("unix://"))
+            {
+                return Err(ServiceError::config(
+                    "redis_url",
+                    format!("`{u}` is not a redis://, rediss:// or unix:// URL"),
+                ));
+            }
+        }
+        let mut functions: Vec<FunctionConfig> = Vec::new();
+        for (i, f) in self.functions.into_iter().enumerate() {
+            let key = |k: &str| format!("function[{i}].{k}");
+            super::validate::check_function_id(&f.id)
+                .map_err(|m| ServiceError::config(&key("id"), m))?;
+            if functions.iter().any(|g| g.id == f.id) {
+                return Err(ServiceError::config(
+                    &key("id"),
+                    format!("`{}` is configured twice", f.id),
+                ));
+            }
+            let policy = f.policy.unwrap_or_default();
+            if !policy.is_empty() {
+                check_policy(&key("policy"), &policy)?;
+            }
+            let min = f.min.unwrap_or(0);
+            let max = f.max.unwrap_or(default_max);
+            if max == 0 || min > max {
+                return Err(ServiceError::config(
+                    &key("max"),
+                    format!("need 1 <= max and min <= max (min {min}, max {max})"),
+                ));
+            }
+            let target = match f.target {
+                None => TargetKind::Keda,
+                Some(t) => TargetKind::parse(&t.kind, &key("target.kind"))?,
+            };
+            functions.push(FunctionConfig {
+                id: f.id,
+                policy,
+                min,
+                max,
+                target: target.as_str().to_string(),
+            });
+        }
+        if functions.len() > max_functions {
+            return Err(ServiceError::config(
+                "function",
+                format!(
+                    "{} functions exceed max_functions {max_functions}",
+                    functions.len()
+                ),
+            ));
+        }
+        Ok(ServiceConfig {
+            grpc_addr,
+            admin_addr,
+            redis_url: self.redis_url,
+            redis_prefix: self.redis_prefix.unwrap_or_else(|| "prewarm:".into()),
+            clock,
+            log_format,
+            decision_interval_ms,
+            flush_interval_ms,
+            default_policy,
+            default_max,
+            max_functions,
+            max_batch,
+            metrics_function_labels: self.metrics_function_labels.unwrap_or(100),
+            default_duration_ms,
+            warm_replay_ms,
+            auto_register: self.auto_register.unwrap_or(true),
+            functions,
+        })
+    }
+}
+
+/// Parses and builds a policy spec; the error names `key`.
+pub fn check_policy(key: &str, spec: &str) -> Result<(), ServiceError> {
+    PolicySpec::parse(spec)
+        .and_then(|s| s.build())
+        .map(|_| ())
+        .map_err(|e| ServiceError::config(key, e.to_string()))
+}
+
+fn key_from_toml_error(msg: &str) -> String {
+    // toml names unknown fields as "unknown field `x`"; otherwise point at the file.
+    if let Some(rest) = msg.split("unknown field `").nth(1) {
+        if let Some(k) = rest.split('`').next() {
+            return k.to_string();
+        }
+    }
+    if let Some(rest) = msg.split("missing field `").nth(1) {
+        if let Some(k) = rest.split('`').next() {
+            return k.to_string();
+        }
+    }
+    "config file".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_key(r: Result<ServiceConfig, ServiceError>) -> String {
+        match r {
+            Err(ServiceError::Config { key, .. }) => key,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = ServiceConfig::default();
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.decision_interval_ms, 10_000);
+        assert_eq!(c.default_policy, "reactive");
+    }
+
+    #[test]
+    fn file_env_flags_layer_and_errors_name_keys() {
+        let f = RawConfig::from_toml(
+            r#"
+            grpc_addr = "127.0.0.1:7000"
+            [[function]]
+            id = "ns/fn-a"
+            policy = "reactive:target=2"
+            min = 1
+            max = 5
+            target = { kind = "keda" }
+            "#,
+        )
+        .unwrap();
+        let env =
+            RawConfig::from_env([("PREWARM_GRPC_ADDR".into(), "127.0.0.1:7001".into())]).unwrap();
+        let c = f.merge(env).validate().unwrap();
+        assert_eq!(c.grpc_addr.port(), 7001);
+        assert_eq!(c.functions[0].max, 5);
+
+        let bad = RawConfig::from_toml("[[function]]\nid = \"a\"\npolicy = \"lru\"\n").unwrap();
+        assert_eq!(err_key(bad.validate()), "function[0].policy");
+        let bad = RawConfig::from_toml("clock = \"sundial\"").unwrap();
+        assert_eq!(err_key(bad.validate()), "clock");
+        match RawConfig::from_toml("grpc_adr = \"x\"") {
+            Err(ServiceError::Config { key, .. }) => assert_eq!(key, "grpc_adr"),
+            other => panic!("{other:?}"),
+        }
+        let bad = RawConfig::from_toml("[[function]]\nid = \"a b\"\n").unwrap();
+        assert_eq!(err_key(bad.validate()), "function[0].id");
+    }
+}

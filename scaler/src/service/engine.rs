@@ -1,0 +1,957 @@
+//! The in-memory state store and the driver of the decision core: per-function configuration,
+//! history and policy state in sharded maps; the tick that turns history windows into
+//! [`Observation`]s and policy decisions; and the snapshot of decisions, published atomically,
+//! that every RPC reads. Synchronous: the caller passes the time in.
+//!
+//! How a tick drives a policy (the service has no instance-level events):
+//! - the observation window of a tick at `now` is the 10 s bins starting in
+//!   `[max(last tick, now - interval), now)`: arrivals = invocations; concurrency integral =
+//!   in-flight concurrency × bin width when the sample gave it, else count × mean duration
+//!   (Little's law), else count × `default_duration`;
+//! - the pool is assumed to follow our previous decision: loaded = previous desired,
+//!   busy = ceil(average concurrency) (at most loaded), in flight = round(average concurrency);
+//! - a window with arrivals calls `on_arrival` (at the window start), which may ask for a tick;
+//!   `on_tick` runs when the tick the policy asked for is due; `target: None` keeps the previous
+//!   desired count; the `[min, max]` guardrails clip the target (reason `guardrail`).
+
+use super::config::{ClockMode, FunctionConfig, ServiceConfig};
+use super::history::History;
+use super::metrics::Metrics;
+use super::proto::prewarm::v1::Sample;
+use super::validate::{
+    check_function_id, check_sample, RejectReason, Rejected, EVENT_FUTURE_MS, WALL_FUTURE_MS,
+};
+use super::ServiceError;
+use crate::policy::{
+    FunctionPolicy, FunctionSpec, Millis, Observation, PolicyFactory, PolicySpec, PoolView, Reason,
+};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+const SHARDS: usize = 64;
+/// Most decision intervals an event-clock jump ticks through (older ones are skipped).
+const MAX_CATCH_UP_TICKS: u64 = 360;
+/// Rejections detailed in one answer (all are counted).
+pub const MAX_REJECTION_DETAILS: usize = 100;
+
+/// The published decision for one function.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DecisionRecord {
+    /// Function id.
+    pub function_id: String,
+    /// Desired instances (after guardrails).
+    pub desired: u32,
+    /// At least one instance wanted.
+    pub active: bool,
+    /// Point forecast the decision came from.
+    pub forecast: f64,
+    /// Quantile of the forecast used (0 if none).
+    pub quantile: f64,
+    /// Lead time of the forecast, ms.
+    pub lead_ms: Millis,
+    /// Reason label (kebab-case, e.g. `reactive-stable`, `guardrail`, `no-data`).
+    pub reason: String,
+    /// Model name, if any.
+    pub model: String,
+    /// Policy spec in force.
+    pub policy: String,
+    /// Service time of the decision, ms since the epoch.
+    pub decided_at_ms: Millis,
+    /// Incremented when desired, activity or reason change.
+    pub version: u64,
+}
+
+impl DecisionRecord {
+    fn no_data(cfg: &FunctionConfig, policy: &str, now: Millis) -> Self {
+        Self {
+            function_id: cfg.id.clone(),
+            desired: cfg.min,
+            active: cfg.min > 0,
+            forecast: 0.0,
+            quantile: 0.0,
+            lead_ms: 0,
+            reason: "no-data".into(),
+            model: String::new(),
+            policy: policy.to_string(),
+            decided_at_ms: now,
+            version: 1,
+        }
+    }
+}
+
+/// Kebab-case label of a policy reason.
+pub fn reason_label(r: Reason) -> &'static str {
+    match r {
+        Reason::FixedKeepAlive => "fixed-keep-alive",
+        Reason::NoKeepAlive => "no-keep-alive",
+        Reason::IdleHistogram => "idle-histogram",
+        Reason::Warmup => "warmup",
+        Reason::IdleForecast => "idle-forecast",
+        Reason::ReactiveStable => "reactive-stable",
+        Reason::ReactivePanic => "reactive-panic",
+        Reason::ScaleToZero => "scale-to-zero",
+        Reason::RateForecast => "rate-forecast",
+        Reason::AnomalyFallback => "anomaly-fallback",
+        Reason::Guardrail => "guardrail",
+    }
+}
+
+/// All published decisions at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Decisions by function id.
+    pub decisions: HashMap<String, Arc<DecisionRecord>>,
+    /// Service time of the last tick.
+    pub at_ms: Millis,
+}
+
+/// Per-function metadata persisted beside the history.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionMeta {
+    /// Ring heads (three count tiers, then concurrency).
+    pub heads: [Option<u64>; 4],
+    /// Samples stored.
+    pub samples: u64,
+    /// Latest bin end.
+    pub last_sample_end: Millis,
+    /// End of the last observation window.
+    pub last_obs: Option<Millis>,
+    /// Desired count last decided.
+    pub current: u32,
+}
+
+/// What a flush must write for one function.
+#[derive(Debug, Clone)]
+pub struct DirtyFunction {
+    /// Function id.
+    pub id: String,
+    /// Configuration JSON, when it changed.
+    pub config: Option<String>,
+    /// Metadata JSON.
+    pub meta: String,
+    /// Decision JSON.
+    pub decision: String,
+    /// Changed ring slots: (ring index, byte offset, little-endian f32 bytes).
+    pub ring_runs: Vec<(usize, usize, Vec<u8>)>,
+}
+
+/// A function read back from the store.
+#[derive(Debug, Clone)]
+pub struct StoredFunction {
+    /// Configuration.
+    pub config: FunctionConfig,
+    /// Metadata.
+    pub meta: FunctionMeta,
+    /// Last decision.
+    pub decision: Option<DecisionRecord>,
+    /// Ring bytes (three count tiers, then concurrency); a missing ring stays empty.
+    pub rings: [Option<Vec<u8>>; 4],
+}
+
+struct FnState {
+    config: FunctionConfig,
+    policy_label: String,
+    policy: Box<dyn FunctionPolicy>,
+    history: History,
+    last_obs: Option<Millis>,
+    next_tick: Option<Millis>,
+    current: u32,
+    has_data: bool,
+    decision: Arc<DecisionRecord>,
+    config_dirty: bool,
+    dirty: bool,
+}
+
+/// Outcome of one ingestion call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestOutcome {
+    /// Samples stored.
+    pub accepted: u64,
+    /// Samples rejected.
+    pub rejected: u64,
+    /// The first rejections.
+    pub rejections: Vec<Rejected>,
+}
+
+impl IngestOutcome {
+    /// True when every rejection was for the function cap.
+    pub fn only_cap_rejections(&self) -> bool {
+        self.rejected > 0
+            && self
+                .rejections
+                .iter()
+                .all(|r| r.reason == RejectReason::TooManyFunctions)
+    }
+}
+
+/// Model state of a function (for the Functions API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelState {
+    /// Policy spec in force.
+    pub policy: String,
+    /// Samples stored.
+    pub samples: u64,
+    /// Latest bin end.
+    pub last_sample_ms: Millis,
+    /// Last tick.
+    pub last_tick_ms: Millis,
+    /// Invocations held per count tier.
+    pub tier_totals: Vec<f64>,
+}
+
+#[derive(Debug, Default)]
+struct ClockState {
+    /// Last tick time (a multiple of the interval).
+    last_tick: Option<Millis>,
+    /// Earliest data time seen before the first tick.
+    first_data: Option<Millis>,
+}
+
+/// The service state and decision driver.
+pub struct Engine {
+    cfg: ServiceConfig,
+    shards: Box<[Mutex<HashMap<String, FnState>>]>,
+    count: AtomicUsize,
+    snapshot: ArcSwap<Snapshot>,
+    changes: broadcast::Sender<Arc<DecisionRecord>>,
+    event_now: AtomicU64,
+    clock: Mutex<ClockState>,
+    factories: Mutex<HashMap<String, Arc<dyn PolicyFactory>>>,
+    deleted: Mutex<Vec<String>>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("functions", &self.count.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves plain data behind; carry on with it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Shard of a function id: FNV-1a (cheap; the maps inside keep SipHash against collisions).
+fn shard_of(id: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h as usize) % SHARDS
+}
+
+const FUNCTION_SPEC: FunctionSpec = FunctionSpec {
+    memory_mb: 128.0,
+    concurrency: 1,
+    cold_start_ms: 1_000,
+};
+
+impl Engine {
+    /// An engine with the configured functions registered (policies validated).
+    pub fn new(cfg: ServiceConfig, metrics: Arc<Metrics>) -> Result<Self, ServiceError> {
+        let (changes, _) = broadcast::channel(4096);
+        let e = Engine {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            count: AtomicUsize::new(0),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            changes,
+            event_now: AtomicU64::new(0),
+            clock: Mutex::new(ClockState::default()),
+            factories: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(Vec::new()),
+            metrics,
+            cfg,
+        };
+        for (i, f) in e.cfg.functions.clone().into_iter().enumerate() {
+            e.register(f, 0)
+                .map_err(|err| ServiceError::config(&format!("function[{i}]"), err.to_string()))?;
+        }
+        Ok(e)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.cfg
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Functions held.
+    pub fn function_count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The event clock (0 until the first sample in event mode).
+    pub fn event_now(&self) -> Millis {
+        self.event_now.load(Ordering::Acquire)
+    }
+
+    /// The current published snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The published decision of a function.
+    pub fn decision(&self, id: &str) -> Option<Arc<DecisionRecord>> {
+        self.snapshot.load().decisions.get(id).cloned()
+    }
+
+    /// Decision changes as they are published.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<DecisionRecord>> {
+        self.changes.subscribe()
+    }
+
+    fn factory(&self, spec: &str) -> Result<Arc<dyn PolicyFactory>, ServiceError> {
+        let mut f = lock(&self.factories);
+        if let Some(x) = f.get(spec) {
+            return Ok(x.clone());
+        }
+        let built: Arc<dyn PolicyFactory> = PolicySpec::parse(spec)
+            .and_then(|s| s.build())
+            .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?
+            .into();
+        f.insert(spec.to_string(), built.clone());
+        Ok(built)
+    }
+
+    fn effective_policy<'a>(&'a self, cfg: &'a FunctionConfig) -> &'a str {
+        if cfg.policy.is_empty() {
+            &self.cfg.default_policy
+        } else {
+            &cfg.policy
+        }
+    }
+
+    fn new_state(&self, config: FunctionConfig, now: Millis) -> Result<FnState, ServiceError> {
+        let label = self.effective_policy(&config).to_string();
+        let policy = self.factory(&label)?.build(&FUNCTION_SPEC);
+        let decision = Arc::new(DecisionRecord::no_data(&config, &label, now));
+        Ok(FnState {
+            current: config.min,
+            config,
+            policy_label: label,
+            policy,
+            history: History::new(),
+            last_obs: None,
+            next_tick: None,
+            has_data: false,
+            decision,
+            config_dirty: true,
+            dirty: true,
+        })
+    }
+
+    fn default_config(&self, id: &str) -> FunctionConfig {
+        FunctionConfig {
+            id: id.to_string(),
+            policy: String::new(),
+            min: 0,
+            max: self.cfg.default_max,
+            target: "keda".into(),
+        }
+    }
+
+    fn check_config(&self, c: &mut FunctionConfig) -> Result<(), ServiceError> {
+        check_function_id(&c.id).map_err(ServiceError::InvalidArgument)?;
+        if c.max == 0 {
+            c.max = self.cfg.default_max;
+        }
+        if c.min > c.max {
+            return Err(ServiceError::InvalidArgument(format!(
+                "function `{}`: min {} exceeds max {}",
+                c.id, c.min, c.max
+            )));
+        }
+        if c.target.is_empty() {
+            c.target = "keda".into();
+        }
+        super::config::TargetKind::parse(&c.target, "target.kind")
+            .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
+        self.factory(self.effective_policy(c))?;
+        Ok(())
+    }
+
+    fn publish(&self, changed: Vec<Arc<DecisionRecord>>, removed: &[String], at: Option<Millis>) {
+        if changed.is_empty() && removed.is_empty() && at.is_none() {
+            return;
+        }
+        self.snapshot.rcu(|old| {
+            let mut s = Snapshot::clone(old);
+            for d in &changed {
+                s.decisions.insert(d.function_id.clone(), d.clone());
+            }
+            for id in removed {
+                s.decisions.remove(id);
+            }
+            if let Some(t) = at {
+                s.at_ms = s.at_ms.max(t);
+            }
+            s
+        });
+        for d in changed {
+            let _ = self.changes.send(d);
+        }
+    }
+
+    fn reserve_slot(&self) -> Result<(), ServiceError> {
+        let max = self.cfg.max_functions;
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| {
+                self.metrics.functions.inc();
+            })
+            .map_err(|_| {
+                ServiceError::ResourceExhausted(format!(
+                    "function cap reached: {max} functions held (raise max_functions)"
+                ))
+            })
+    }
+
+    /// Registers a function; fails if it exists or the cap is reached.
+    pub fn register(
+        &self,
+        mut config: FunctionConfig,
+        now: Millis,
+    ) -> Result<FunctionConfig, ServiceError> {
+        self.check_config(&mut config)?;
+        let mut shard = lock(&self.shards[shard_of(&config.id)]);
+        if shard.contains_key(&config.id) {
+            return Err(ServiceError::AlreadyExists(format!(
+                "function `{}` is already registered",
+                config.id
+            )));
+        }
+        self.reserve_slot()?;
+        let st = self.new_state(config.clone(), now)?;
+        let d = st.decision.clone();
+        shard.insert(config.id.clone(), st);
+        drop(shard);
+        self.publish(vec![d], &[], None);
+        Ok(config)
+    }
+
+    /// Replaces a function's configuration; a new policy spec restarts the policy and replays
+    /// the recent history through it.
+    pub fn update(
+        &self,
+        mut config: FunctionConfig,
+        now: Millis,
+    ) -> Result<FunctionConfig, ServiceError> {
+        self.check_config(&mut config)?;
+        let mut shard = lock(&self.shards[shard_of(&config.id)]);
+        let Some(st) = shard.get_mut(&config.id) else {
+            return Err(ServiceError::NotFound(format!(
+                "function `{}` is not registered",
+                config.id
+            )));
+        };
+        let label = self.effective_policy(&config).to_string();
+        if label != st.policy_label {
+            st.policy = self.factory(&label)?.build(&FUNCTION_SPEC);
+            st.policy_label = label;
+            self.warm_replay(st);
+        }
+        st.config = config.clone();
+        st.config_dirty = true;
+        st.dirty = true;
+        let d = Arc::new(DecisionRecord {
+            desired: st.current.clamp(config.min, config.max),
+            policy: st.policy_label.clone(),
+            decided_at_ms: now.max(st.decision.decided_at_ms),
+            version: st.decision.version + 1,
+            ..DecisionRecord::clone(&st.decision)
+        });
+        st.current = d.desired;
+        st.decision = d.clone();
+        drop(shard);
+        self.publish(vec![d], &[], None);
+        Ok(config)
+    }
+
+    /// Deletes a function; returns whether it existed.
+    pub fn delete(&self, id: &str) -> bool {
+        let removed = lock(&self.shards[shard_of(id)]).remove(id).is_some();
+        if removed {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.functions.dec();
+            self.metrics.forget_function(id);
+            lock(&self.deleted).push(id.to_string());
+            self.publish(Vec::new(), &[id.to_string()], None);
+        }
+        removed
+    }
+
+    /// Every function's configuration, sorted by id.
+    pub fn list(&self) -> Vec<FunctionConfig> {
+        let mut v: Vec<FunctionConfig> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                lock(s)
+                    .values()
+                    .map(|f| f.config.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// A function's model state.
+    pub fn model_state(&self, id: &str) -> Option<ModelState> {
+        let shard = lock(&self.shards[shard_of(id)]);
+        shard.get(id).map(|f| ModelState {
+            policy: f.policy_label.clone(),
+            samples: f.history.samples,
+            last_sample_ms: f.history.last_sample_end,
+            last_tick_ms: f.last_obs.unwrap_or(0),
+            tier_totals: f.history.counts.iter().map(|r| r.total()).collect(),
+        })
+    }
+
+    /// Validates and stores a batch. `wall_now` is the wall clock in wall mode (ignored in
+    /// event mode). In event mode samples are checked against the event clock (or, before it is
+    /// set, the first good sample of the batch); the clock then moves to the latest bin end and
+    /// every due tick runs before this returns.
+    pub fn ingest(&self, samples: &[Sample], wall_now: Millis) -> IngestOutcome {
+        let event = self.cfg.clock == ClockMode::Event;
+        let (mut now_ref, future) = if event {
+            let t = self.event_now();
+            ((t > 0).then_some(t), EVENT_FUTURE_MS)
+        } else {
+            (Some(wall_now), WALL_FUTURE_MS)
+        };
+        let mut out = IngestOutcome::default();
+        let mut new_decisions = Vec::new();
+        let mut max_end = 0;
+        let mut min_start = Millis::MAX;
+        let reject = |out: &mut IngestOutcome, i: usize, s: &Sample, r: RejectReason, m| {
+            out.rejected += 1;
+            self.metrics
+                .samples_rejected
+                .with_label_values(&[r.as_str()])
+                .inc();
+            if out.rejections.len() < MAX_REJECTION_DETAILS {
+                out.rejections.push(Rejected {
+                    index: i,
+                    function_id: s.function_id.clone(),
+                    reason: r,
+                    message: m,
+                });
+            }
+        };
+        for (i, s) in samples.iter().enumerate() {
+            let conc = match check_sample(s, now_ref, future, self.cfg.default_duration_ms) {
+                Ok(c) => c,
+                Err((r, m)) => {
+                    reject(&mut out, i, s, r, format!("sample {i}: {m}"));
+                    continue;
+                }
+            };
+            let start = s.bin_start_ms as Millis;
+            let width = s.bin_width_ms as Millis;
+            // An event clock not yet set takes its reference from the first good sample, so
+            // that one far-future sample cannot drag it along.
+            now_ref.get_or_insert(start + width);
+            let mut shard = lock(&self.shards[shard_of(&s.function_id)]);
+            let st = match shard.get_mut(&s.function_id) {
+                Some(st) => st,
+                None => {
+                    if !self.cfg.auto_register {
+                        let m = format!(
+                            "sample {i}: function `{}` is not registered (auto_register is off)",
+                            s.function_id
+                        );
+                        reject(&mut out, i, s, RejectReason::UnknownFunction, m);
+                        continue;
+                    }
+                    if let Err(e) = self.reserve_slot() {
+                        let m = format!("sample {i}: {e}");
+                        reject(&mut out, i, s, RejectReason::TooManyFunctions, m);
+                        continue;
+                    }
+                    let cfg = self.default_config(&s.function_id);
+                    match self.new_state(cfg, now_ref.unwrap_or(start)) {
+                        Ok(st) => {
+                            new_decisions.push(st.decision.clone());
+                            shard.entry(s.function_id.clone()).or_insert(st)
+                        }
+                        Err(e) => {
+                            self.count.fetch_sub(1, Ordering::AcqRel);
+                            self.metrics.functions.dec();
+                            let m = format!("sample {i}: {e}");
+                            reject(&mut out, i, s, RejectReason::UnknownFunction, m);
+                            continue;
+                        }
+                    }
+                }
+            };
+            st.history.add(start, width, s.invocations, conc);
+            st.has_data = true;
+            st.dirty = true;
+            drop(shard);
+            out.accepted += 1;
+            max_end = max_end.max(start + width);
+            min_start = min_start.min(start);
+        }
+        self.metrics.samples_ingested.inc_by(out.accepted);
+        self.publish(new_decisions, &[], None);
+        if event && out.accepted > 0 {
+            {
+                let mut c = lock(&self.clock);
+                if c.last_tick.is_none() {
+                    c.first_data = Some(c.first_data.map_or(min_start, |t| t.min(min_start)));
+                }
+            }
+            self.event_now.fetch_max(max_end, Ordering::AcqRel);
+            self.advance_event_clock();
+        }
+        out
+    }
+
+    /// Runs every tick due on the event clock (event mode).
+    pub fn advance_event_clock(&self) {
+        let now = self.event_now();
+        let iv = self.cfg.decision_interval_ms;
+        let mut c = lock(&self.clock);
+        let first = match c.last_tick {
+            Some(t) => t + iv,
+            None => match c.first_data {
+                Some(d) => (d / iv + 1) * iv,
+                None => return,
+            },
+        };
+        let last = now / iv * iv;
+        if last < first {
+            return;
+        }
+        let first = first.max(last.saturating_sub((MAX_CATCH_UP_TICKS - 1) * iv));
+        let mut t = first;
+        while t <= last {
+            self.tick(t);
+            t += iv;
+        }
+        c.last_tick = Some(last);
+    }
+
+    /// One tick at `now` over every function; publishes the changed decisions atomically.
+    pub fn tick(&self, now: Millis) {
+        let timer = self.metrics.tick_seconds.start_timer();
+        let iv = self.cfg.decision_interval_ms;
+        let mut changed = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            for st in shard.values_mut() {
+                if let Some(d) = self.step(st, now, iv, true) {
+                    changed.push(d);
+                }
+            }
+        }
+        self.publish(changed, &[], Some(now));
+        timer.observe_duration();
+    }
+
+    /// Observes the window ending at `now` and ticks the policy if due. Returns the new
+    /// decision when it changed (and `publish` is set).
+    fn step(
+        &self,
+        st: &mut FnState,
+        now: Millis,
+        iv: Millis,
+        publish: bool,
+    ) -> Option<Arc<DecisionRecord>> {
+        let from = st
+            .last_obs
+            .map_or(now.saturating_sub(iv), |t| t.max(now.saturating_sub(iv)));
+        if from >= now || !st.has_data {
+            return None;
+        }
+        let (arrivals, conc) = st.history.window(from, now);
+        st.last_obs = Some(now);
+        st.dirty = true;
+        let window = now - from;
+        let avg = (conc / window as f64).max(0.0);
+        let busy = (avg - 1e-9).ceil().max(0.0) as u32;
+        let pool = PoolView {
+            busy: busy.min(st.current),
+            idle: st.current.saturating_sub(busy),
+            loading: 0,
+            in_flight: avg.round() as u32,
+        };
+        if arrivals > 0.0 {
+            if let Some(t) = st.policy.on_arrival(from, &pool) {
+                st.next_tick = Some(st.next_tick.map_or(t, |x| x.min(t)));
+            }
+        }
+        if st.next_tick.is_none_or(|t| t > now) {
+            return None;
+        }
+        let obs = Observation {
+            pool,
+            window_ms: window,
+            arrivals: arrivals.round().max(0.0) as u64,
+            concurrency_ms: conc.max(0.0),
+        };
+        let d = st.policy.on_tick(now, &obs);
+        st.next_tick = d.next_tick;
+        let unclipped = d.target.unwrap_or(st.current);
+        let desired = unclipped.clamp(st.config.min, st.config.max);
+        let reason = if desired != unclipped {
+            "guardrail"
+        } else {
+            reason_label(d.explain.reason)
+        };
+        st.current = desired;
+        if !publish {
+            return None;
+        }
+        self.metrics.decisions.with_label_values(&[reason]).inc();
+        let prev = &st.decision;
+        let change = prev.desired != desired || prev.reason != reason;
+        let rec = Arc::new(DecisionRecord {
+            function_id: st.config.id.clone(),
+            desired,
+            active: desired > 0,
+            forecast: d.explain.forecast,
+            quantile: d.explain.quantile,
+            lead_ms: d.explain.lead_ms,
+            reason: reason.to_string(),
+            model: d.explain.model.to_string(),
+            policy: st.policy_label.clone(),
+            decided_at_ms: now,
+            version: prev.version + u64::from(change),
+        });
+        st.decision = rec.clone();
+        if change {
+            self.metrics.decision_changes.inc();
+            self.metrics.set_function_desired(&st.config.id, desired);
+        }
+        Some(rec)
+    }
+
+    /// Rebuilds a fresh policy's state by ticking it over the stored history of the last
+    /// `warm_replay` window (ending at the last observation), without publishing.
+    fn warm_replay(&self, st: &mut FnState) {
+        let Some(end) = st.last_obs else { return };
+        let iv = self.cfg.decision_interval_ms;
+        let start = end.saturating_sub(self.cfg.warm_replay_ms) / iv * iv;
+        let keep_current = st.current;
+        st.last_obs = Some(start);
+        st.next_tick = None;
+        let mut t = start + iv;
+        while t <= end {
+            self.step(st, t, iv, false);
+            t += iv;
+        }
+        st.last_obs = Some(end);
+        st.current = keep_current;
+    }
+
+    /// Takes what changed since the last flush (and the ids deleted since then).
+    pub fn take_dirty(&self) -> (Vec<DirtyFunction>, Vec<String>) {
+        let deleted = std::mem::take(&mut *lock(&self.deleted));
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = lock(shard);
+            for st in shard.values_mut().filter(|s| s.dirty) {
+                st.dirty = false;
+                let meta = FunctionMeta {
+                    heads: [
+                        st.history.counts[0].head(),
+                        st.history.counts[1].head(),
+                        st.history.counts[2].head(),
+                        st.history.conc.head(),
+                    ],
+                    samples: st.history.samples,
+                    last_sample_end: st.history.last_sample_end,
+                    last_obs: st.last_obs,
+                    current: st.current,
+                };
+                let mut ring_runs = Vec::new();
+                for (k, ring) in st.history.rings_mut().into_iter().enumerate() {
+                    for (slot, vals) in ring.take_dirty() {
+                        ring_runs.push((k, slot * 4, super::history::encode_f32(vals)));
+                    }
+                }
+                let config = if std::mem::take(&mut st.config_dirty) {
+                    serde_json::to_string(&st.config).ok()
+                } else {
+                    None
+                };
+                out.push(DirtyFunction {
+                    id: st.config.id.clone(),
+                    config,
+                    meta: serde_json::to_string(&meta).unwrap_or_default(),
+                    decision: serde_json::to_string(&*st.decision).unwrap_or_default(),
+                    ring_runs,
+                });
+            }
+        }
+        (out, deleted)
+    }
+
+    /// Marks functions for a full rewrite at the next flush (after a failed one).
+    pub fn mark_unflushed(&self, ids: &[String], deleted: Vec<String>) {
+        for id in ids {
+            let mut shard = lock(&self.shards[shard_of(id)]);
+            if let Some(st) = shard.get_mut(id) {
+                st.dirty = true;
+                st.config_dirty = true;
+                for r in st.history.rings_mut() {
+                    r.mark_all();
+                }
+            }
+        }
+        lock(&self.deleted).extend(deleted);
+    }
+
+    /// Loads stored functions (at start, before serving): history, configuration and last
+    /// decision as stored; policy state rebuilt by a warm replay of the recent history.
+    /// Configured functions keep the configuration from the file.
+    pub fn restore(&self, stored: Vec<StoredFunction>) -> Result<usize, ServiceError> {
+        let mut n = 0;
+        let mut decisions = Vec::new();
+        let mut max_end = 0;
+        let mut max_obs = None;
+        for sf in stored {
+            let id = sf.config.id.clone();
+            let mut shard = lock(&self.shards[shard_of(&id)]);
+            let existing = shard.remove(&id);
+            let config = match &existing {
+                Some(st) => st.config.clone(),
+                None => {
+                    if self.reserve_slot().is_err() {
+                        continue;
+                    }
+                    let mut c = sf.config.clone();
+                    if self.check_config(&mut c).is_err() {
+                        c.policy = String::new();
+                    }
+                    c
+                }
+            };
+            let mut st = self.new_state(config, 0)?;
+            for (k, ring) in st.history.rings_mut().into_iter().enumerate() {
+                if let Some(bytes) = &sf.rings[k] {
+                    ring.restore(sf.meta.heads[k], bytes);
+                }
+            }
+            st.history.samples = sf.meta.samples;
+            st.history.last_sample_end = sf.meta.last_sample_end;
+            st.has_data = sf.meta.samples > 0;
+            st.last_obs = sf.meta.last_obs;
+            st.current = sf.meta.current.clamp(st.config.min, st.config.max);
+            self.warm_replay(&mut st);
+            if let Some(d) = sf.decision {
+                st.decision = Arc::new(DecisionRecord {
+                    policy: st.policy_label.clone(),
+                    ..d
+                });
+            }
+            st.config_dirty = existing.is_some();
+            st.dirty = false;
+            max_end = max_end.max(sf.meta.last_sample_end);
+            max_obs = max_obs.max(sf.meta.last_obs);
+            decisions.push(st.decision.clone());
+            shard.insert(id, st);
+            n += 1;
+        }
+        if self.cfg.clock == ClockMode::Event {
+            self.event_now.fetch_max(max_end, Ordering::AcqRel);
+            let mut c = lock(&self.clock);
+            let iv = self.cfg.decision_interval_ms;
+            c.last_tick = max_obs.map(|t| t / iv * iv);
+        }
+        for d in &decisions {
+            self.metrics.set_function_desired(&d.function_id, d.desired);
+        }
+        self.publish(decisions, &[], max_obs);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::config::RawConfig;
+
+    fn engine(extra: &str) -> Engine {
+        let raw = RawConfig::from_toml(&format!("clock = \"event\"\n{extra}")).unwrap();
+        Engine::new(raw.validate().unwrap(), Arc::new(Metrics::new(10).unwrap())).unwrap()
+    }
+
+    const T0: Millis = 1_700_000_000_000;
+
+    fn s(id: &str, t: Millis, n: f64, conc: f64) -> Sample {
+        Sample {
+            function_id: id.into(),
+            bin_start_ms: t as i64,
+            bin_width_ms: 10_000,
+            invocations: n,
+            concurrency: Some(conc),
+            mean_duration_ms: None,
+            cold_starts: None,
+        }
+    }
+
+    #[test]
+    fn burst_raises_desired_and_idle_returns_to_zero() {
+        let e = engine("");
+        e.ingest(&[s("f", T0, 0.0, 0.0)], 0);
+        assert_eq!(e.decision("f").unwrap().reason, "no-data");
+        let burst: Vec<Sample> = (1..4)
+            .map(|i| s("f", T0 + i * 10_000, 500.0, 7.0))
+            .collect();
+        e.ingest(&burst, 0);
+        let d = e.decision("f").unwrap();
+        assert!(d.desired >= 10, "{d:?}");
+        assert!(d.active);
+        let quiet: Vec<Sample> = (4..40).map(|i| s("f", T0 + i * 10_000, 0.0, 0.0)).collect();
+        e.ingest(&quiet, 0);
+        let d = e.decision("f").unwrap();
+        assert_eq!(d.desired, 0, "{d:?}");
+        assert!(!d.active);
+    }
+
+    #[test]
+    fn guardrails_clip_and_cap_is_enforced() {
+        let e = engine("max_functions = 2\n[[function]]\nid = \"g\"\nmin = 1\nmax = 3\n");
+        assert_eq!(e.decision("g").unwrap().desired, 1);
+        let burst: Vec<Sample> = (0..3)
+            .map(|i| s("g", T0 + i * 10_000, 500.0, 50.0))
+            .collect();
+        e.ingest(&burst, 0);
+        let d = e.decision("g").unwrap();
+        assert_eq!((d.desired, d.reason.as_str()), (3, "guardrail"));
+        let out = e.ingest(&[s("a", T0, 1.0, 1.0), s("b", T0, 1.0, 1.0)], 0);
+        assert_eq!((out.accepted, out.rejected), (1, 1));
+        assert!(out.only_cap_rejections());
+        assert!(matches!(
+            e.register(e.default_config("c"), 0),
+            Err(ServiceError::ResourceExhausted(_))
+        ));
+    }
+
+    #[test]
+    fn bad_samples_are_rejected_and_good_ones_kept() {
+        let e = engine("");
+        let mut bad = s("f", T0, f64::NAN, 0.0);
+        bad.function_id = "f".into();
+        let out = e.ingest(&[s("f", T0, 3.0, 1.0), bad, s("bad id", T0, 1.0, 0.0)], 0);
+        assert_eq!((out.accepted, out.rejected), (1, 2));
+        assert_eq!(out.rejections[0].reason, RejectReason::BadCount);
+        assert_eq!(out.rejections[1].reason, RejectReason::BadFunctionId);
+        assert_eq!(e.model_state("f").unwrap().samples, 1);
+    }
+}

@@ -1,0 +1,274 @@
+//! Starting and stopping the service: binds the gRPC and admin ports, loads Redis state, runs
+//! the wall-clock tick and the Redis flush loops, and shuts down in order (health NOT_SERVING,
+//! drain in-flight RPCs and end streams, final flush to Redis).
+
+use super::admin::{self, AdminState};
+use super::config::{ClockMode, LogFormat, ServiceConfig};
+use super::engine::Engine;
+use super::grpc::{self, Shared};
+use super::metrics::Metrics;
+use super::proto::externalscaler::external_scaler_server::ExternalScalerServer;
+use super::proto::prewarm::v1::{
+    decisions_server::DecisionsServer, functions_server::FunctionsServer,
+    telemetry_server::TelemetryServer,
+};
+use super::store::RedisStore;
+use super::ServiceError;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+/// Time after a decision-interval boundary at which the wall-clock tick runs, so that the bins
+/// ending at the boundary have arrived.
+pub const WALL_TICK_LAG_MS: u64 = 2_000;
+
+/// HTTP/2 stream window of the gRPC server (and of the bundled clients), bytes.
+pub const GRPC_STREAM_WINDOW: u32 = 4 << 20;
+
+/// gRPC service names reported by grpc.health.v1 (plus "" for the whole server).
+pub const SERVICE_NAMES: [&str; 4] = [
+    "prewarm.v1.Telemetry",
+    "prewarm.v1.Decisions",
+    "prewarm.v1.Functions",
+    "externalscaler.ExternalScaler",
+];
+
+/// A running service.
+#[derive(Debug)]
+pub struct ServiceHandle {
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound admin HTTP address.
+    pub admin_addr: SocketAddr,
+    engine: Arc<Engine>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), ServiceError>>,
+}
+
+impl ServiceHandle {
+    /// The engine (for in-process inspection, benches and tests).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Shuts down in order and waits for it: health NOT_SERVING, drain, final Redis flush.
+    pub async fn shutdown(self) -> Result<(), ServiceError> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+
+    /// Waits until the service stops (after [`ServiceHandle::shutdown`] or a fatal error).
+    pub async fn wait(self) -> Result<(), ServiceError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(ServiceError::Io {
+                context: "service task".into(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+}
+
+/// Sets up tracing logs (`RUST_LOG` filters, default `info`). Safe to call twice.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServiceError> {
+    TcpListener::bind(addr).await.map_err(|e| ServiceError::Io {
+        context: format!("cannot bind the {what} address {addr}"),
+        source: e,
+    })
+}
+
+async fn flush(engine: &Engine, store: &RedisStore) {
+    let (dirty, deleted) = engine.take_dirty();
+    if dirty.is_empty() && deleted.is_empty() {
+        return;
+    }
+    let m = engine.metrics();
+    let timer = m.redis_flush_seconds.start_timer();
+    match store.flush(&dirty, &deleted).await {
+        Ok(()) => {
+            m.redis_flushes.with_label_values(&["ok"]).inc();
+            tracing::debug!(functions = dirty.len(), "flushed to redis");
+        }
+        Err(e) => {
+            m.redis_flushes.with_label_values(&["error"]).inc();
+            tracing::warn!(error = %e, functions = dirty.len(), "redis flush failed; will retry");
+            let ids: Vec<String> = dirty.into_iter().map(|d| d.id).collect();
+            engine.mark_unflushed(&ids, deleted);
+        }
+    }
+    timer.observe_duration();
+}
+
+/// Starts the service: loads Redis state (if configured), binds both ports, and serves until
+/// [`ServiceHandle::shutdown`]. Returns once the ports are bound.
+pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
+    let metrics = Arc::new(
+        Metrics::new(cfg.metrics_function_labels)
+            .map_err(|e| ServiceError::InvalidArgument(format!("metrics: {e}")))?,
+    );
+    let engine = Arc::new(Engine::new(cfg.clone(), metrics.clone())?);
+    let store = match &cfg.redis_url {
+        None => None,
+        Some(url) => {
+            let store = RedisStore::connect(url, &cfg.redis_prefix).await?;
+            let stored = store.load_all().await?;
+            let n = engine.restore(stored)?;
+            tracing::info!(functions = n, "state loaded from redis");
+            Some(store)
+        }
+    };
+    let grpc_l = bind(cfg.grpc_addr, "gRPC").await?;
+    let admin_l = bind(cfg.admin_addr, "admin").await?;
+    let local = |l: &TcpListener| {
+        l.local_addr().map_err(|e| ServiceError::Io {
+            context: "local address".into(),
+            source: e,
+        })
+    };
+    let grpc_addr = local(&grpc_l)?;
+    let admin_addr = local(&admin_l)?;
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let shared = Shared {
+        engine: engine.clone(),
+        draining: drain_rx.clone(),
+        ingest_permits: Arc::new(tokio::sync::Semaphore::new(grpc::ingest_parallelism())),
+    };
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    for name in SERVICE_NAMES.iter().chain([""].iter()) {
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(super::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServiceError::InvalidArgument(format!("reflection: {e}")))?;
+    // Wide HTTP/2 windows: ingestion messages are large (10k samples ≈ 400 KB); the 64 KiB
+    // default costs a flow-control round trip per 64 KiB.
+    let router = tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(GRPC_STREAM_WINDOW))
+        .initial_connection_window_size(Some(2 * GRPC_STREAM_WINDOW))
+        .add_service(health_svc)
+        .add_service(reflection)
+        .add_service(TelemetryServer::new(grpc::TelemetryService(shared.clone())))
+        .add_service(DecisionsServer::new(grpc::DecisionsService(shared.clone())))
+        .add_service(FunctionsServer::new(grpc::FunctionsService(shared.clone())))
+        .add_service(ExternalScalerServer::new(grpc::KedaService(shared.clone())));
+    let mut d = drain_rx.clone();
+    let grpc_task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_l), async move {
+                grpc::drained(&mut d).await
+            })
+            .await
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = admin::router(AdminState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    });
+    let mut d = drain_rx.clone();
+    let admin_task = tokio::spawn(async move {
+        axum::serve(admin_l, app)
+            .with_graceful_shutdown(async move { grpc::drained(&mut d).await })
+            .await
+    });
+    let tick_task = (cfg.clock == ClockMode::Wall).then(|| {
+        let engine = engine.clone();
+        let mut d = drain_rx.clone();
+        let iv = cfg.decision_interval_ms;
+        tokio::spawn(async move {
+            loop {
+                let now = grpc::wall_now();
+                let boundary = now.saturating_sub(WALL_TICK_LAG_MS) / iv * iv + iv;
+                let wait = (boundary + WALL_TICK_LAG_MS).saturating_sub(now);
+                tokio::select! {
+                    _ = grpc::drained(&mut d) => return,
+                    _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                }
+                let e = engine.clone();
+                let _ = tokio::task::spawn_blocking(move || e.tick(boundary)).await;
+            }
+        })
+    });
+    let flush_task = store.clone().map(|store| {
+        let engine = engine.clone();
+        let mut d = drain_rx.clone();
+        let every = Duration::from_millis(cfg.flush_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = grpc::drained(&mut d) => return,
+                    _ = tokio::time::sleep(every) => flush(&engine, &store).await,
+                }
+            }
+        })
+    });
+    ready.store(true, Ordering::Release);
+    tracing::info!(%grpc_addr, %admin_addr, clock = ?cfg.clock, redis = store.is_some(), "prewarm serving");
+
+    let engine_for_task = engine.clone();
+    let task = tokio::spawn(async move {
+        let engine = engine_for_task;
+        let _ = stop_rx.wait_for(|s| *s).await;
+        tracing::info!("shutting down: NOT_SERVING, draining");
+        ready.store(false, Ordering::Release);
+        for name in SERVICE_NAMES.iter().chain([""].iter()) {
+            health
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = drain_tx.send(true);
+        let grpc_res = grpc_task.await;
+        let _ = admin_task.await;
+        if let Some(t) = tick_task {
+            let _ = t.await;
+        }
+        if let Some(t) = flush_task {
+            let _ = t.await;
+        }
+        if let Some(store) = &store {
+            flush(&engine, store).await;
+            tracing::info!("final flush to redis done");
+        }
+        match grpc_res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ServiceError::Io {
+                context: "gRPC server".into(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+            Err(e) => Err(ServiceError::Io {
+                context: "gRPC server task".into(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    });
+    Ok(ServiceHandle {
+        grpc_addr,
+        admin_addr,
+        engine,
+        stop: stop_tx,
+        task,
+    })
+}
