@@ -233,4 +233,98 @@ fn detect_lists_a_level_shift() {
             .any(|a| a["index"] == 400 && a["detector"] == "mad-residual"),
         "{an:?}"
     );
+    // the likelihood detector reports the shift once (a new maximum: beyond the range seen)
+    let lik: Vec<&serde_json::Value> = an
+        .iter()
+        .filter(|a| a["detector"] == "seasonal-likelihood")
+        .collect();
+    assert_eq!(lik.len(), 1, "{lik:?}");
+    assert_eq!(lik[0]["index"], 400, "{lik:?}");
+}
+
+#[test]
+fn detect_scores_a_hand_made_nab_corpus() {
+    // one file, a 600-point noisy level with a spike labelled by a window around it
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("data/demo")).unwrap();
+    std::fs::create_dir_all(d.join("labels")).unwrap();
+    let ts = |i: usize| format!("2020-01-01 {:02}:{:02}:00", i / 60, i % 60);
+    let body: String = (0..600)
+        .map(|i| {
+            let v = if i == 450 {
+                90.0
+            } else {
+                10.0 + ((i * 7919) % 11) as f64 * 0.2
+            };
+            format!("{},{v}\n", ts(i))
+        })
+        .collect();
+    write(
+        d,
+        "data/demo/spike.csv",
+        &format!("timestamp,value\n{body}"),
+    );
+    write(
+        d,
+        "labels/combined_windows.json",
+        &format!(
+            "{{\"demo/spike.csv\": [[\"{}.000000\", \"{}.000000\"]]}}",
+            ts(440),
+            ts(469)
+        ),
+    );
+    let json = d.join("nab.json");
+    let out = bin()
+        .args(["detect", "--nab"])
+        .arg(d)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["profile"], "standard");
+    assert_eq!(v["points"], 600);
+    let dets = v["detectors"].as_array().unwrap();
+    let names: Vec<&str> = dets
+        .iter()
+        .map(|d| d["detector"].as_str().unwrap())
+        .collect();
+    for want in [
+        "mad-residual",
+        "seasonal-esd",
+        "isolation-forest",
+        "windowed-gaussian",
+        "seasonal-likelihood",
+    ] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    for det in dets {
+        assert_eq!(det["windows"], 1);
+        let s = det["score"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&s), "{det}");
+    }
+    // a lone spike 40 robust sigmas out is found early in its window by the likelihood
+    // detector: the first detection is at the spike (index 450, window 440..469)
+    let lik = dets
+        .iter()
+        .find(|d| d["detector"] == "seasonal-likelihood")
+        .unwrap();
+    assert_eq!(lik["tp"], 1, "{lik}");
+    assert!(lik["score"].as_f64().unwrap() > 50.0, "{lik}");
+    // a bad label bound names the labels file
+    write(
+        d,
+        "labels/combined_windows.json",
+        "{\"demo/spike.csv\": [[\"2031-01-01 00:00:00\", \"2031-01-01 00:10:00\"]]}",
+    );
+    let out = bin().args(["detect", "--nab"]).arg(d).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("combined_windows.json"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -3,7 +3,7 @@
 //! Each reports anomalies with a score and a reason; the online ones also give a per-point
 //! score in [0, 1] for NAB-style threshold sweeps.
 
-use crate::stats::{mad_sigma, median};
+use crate::stats::{mad_sigma, median, normal_tail};
 use serde::{Deserialize, Serialize};
 
 /// One detected anomaly.
@@ -59,15 +59,18 @@ impl Window {
 }
 
 /// Maps a robust z-score to a [0, 1) score, monotone in |z| and never saturating:
-/// `|z| / (|z| + 5)` (0.5 at five robust sigmas).
-fn z_to_score(z: f64) -> f64 {
+/// `|z| / (|z| + half)` (0.5 at `half` robust sigmas).
+fn z_to_score(z: f64, half: f64) -> f64 {
     let a = z.abs();
     if a.is_finite() {
-        a / (a + 5.0)
+        a / (a + half)
     } else {
         1.0
     }
 }
+
+/// Default robust z at which a detector's score is 0.5.
+const HALF_SCORE_Z: f64 = 5.0;
 
 /// Robust residual z-scores: `(r - median) / (1.4826 · MAD)` over a trailing window of forecast
 /// residuals `r = y - forecast`.
@@ -75,6 +78,8 @@ fn z_to_score(z: f64) -> f64 {
 pub struct MadDetector {
     /// |z| above which a point is reported.
     pub threshold: f64,
+    /// Robust z at which the score is 0.5.
+    pub half_score_z: f64,
     residuals: Window,
     index: usize,
     last_score: f64,
@@ -86,6 +91,7 @@ impl MadDetector {
     pub fn new(window: usize, threshold: f64) -> Self {
         Self {
             threshold,
+            half_score_z: HALF_SCORE_Z,
             residuals: Window::new(window.max(8)),
             index: 0,
             last_score: 0.0,
@@ -126,7 +132,7 @@ impl MadDetector {
         self.residuals.push(r);
         let idx = self.index;
         self.index += 1;
-        self.last_score = z_to_score(z);
+        self.last_score = z_to_score(z, self.half_score_z);
         (z.abs() > self.threshold).then(|| Anomaly {
             index: idx,
             value: y,
@@ -163,6 +169,14 @@ impl ForecastMad {
             level: None,
             alpha,
         }
+    }
+}
+
+impl ForecastMad {
+    /// Sets the robust z at which the score is 0.5.
+    pub fn with_half_score_z(mut self, z: f64) -> Self {
+        self.mad.half_score_z = z;
+        self
     }
 }
 
@@ -235,7 +249,7 @@ pub fn seasonal_esd(y: &[f64], season: usize, max_share: f64, alpha: f64) -> Vec
             index: idx,
             value: y[idx],
             expected: seasonal[idx % m] + center,
-            score: z_to_score(stat),
+            score: z_to_score(stat, HALF_SCORE_Z),
             reason: format!("seasonal ESD: {stat:.1} robust sigmas from the seasonal median"),
         });
     }
@@ -271,6 +285,14 @@ impl SeasonalMad {
             history: Window::new(m),
             mad: MadDetector::new(window, 5.0),
         }
+    }
+}
+
+impl SeasonalMad {
+    /// Sets the robust z at which the score is 0.5.
+    pub fn with_half_score_z(mut self, z: f64) -> Self {
+        self.mad.half_score_z = z;
+        self
     }
 }
 
@@ -494,31 +516,195 @@ impl OnlineDetector for IsolationDetector {
     }
 }
 
-/// Anomaly likelihood post-processing (as Numenta's detectors do): the short-term mean of an
-/// inner detector's raw scores compared with the distribution of its raw scores over a long
-/// trailing window; the output is `1 - tail probability`, spread onto [0, 1] as
-/// `-log10(tail) / 10`.
+/// NAB's "windowed Gaussian" reference detector, reimplemented to check this crate's NAB
+/// scorer against the published board (39.6 on the standard profile): the score of a value is
+/// `1 - P(|Z| beyond it)` under a normal fitted to the trailing `window` values, with the window
+/// moved forward `step` points at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowedGaussian {
+    window: usize,
+    step: usize,
+    data: Vec<f64>,
+    pending: Vec<f64>,
+    mean: f64,
+    sd: f64,
+    sum: f64,
+    sumsq: f64,
+}
+
+impl WindowedGaussian {
+    /// NAB's settings: a 6400-point window moved 100 points at a time.
+    pub fn new() -> Self {
+        Self::with(6400, 100)
+    }
+    /// Custom window and step.
+    pub fn with(window: usize, step: usize) -> Self {
+        Self {
+            window: window.max(2),
+            step: step.max(1),
+            data: Vec::new(),
+            pending: Vec::new(),
+            mean: 0.0,
+            sd: 1.0,
+            sum: 0.0,
+            sumsq: 0.0,
+        }
+    }
+    fn set_moments(&mut self) {
+        let n = self.data.len() as f64;
+        self.mean = self.sum / n;
+        let var = (self.sumsq / n - self.mean * self.mean).max(0.0);
+        self.sd = if var > 0.0 { var.sqrt() } else { 1e-6 };
+    }
+}
+
+impl Default for WindowedGaussian {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OnlineDetector for WindowedGaussian {
+    fn name(&self) -> &'static str {
+        "windowed-gaussian"
+    }
+    fn step(&mut self, y: f64) -> f64 {
+        let score = if self.data.is_empty() {
+            0.0
+        } else {
+            1.0 - normal_tail((y - self.mean) / self.sd)
+        };
+        if self.data.len() < self.window {
+            self.data.push(y);
+            self.sum += y;
+            self.sumsq += y * y;
+            self.set_moments();
+        } else {
+            self.pending.push(y);
+            if self.pending.len() == self.step {
+                self.data.drain(..self.step);
+                self.data.append(&mut self.pending);
+                // recompute from scratch at each move: no drift from running sums
+                self.sum = self.data.iter().sum();
+                self.sumsq = self.data.iter().map(|v| v * v).sum();
+                self.set_moments();
+            }
+        }
+        score
+    }
+}
+
+/// Settings of the [`Likelihood`] post-processor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LikelihoodParams {
+    /// Points before any likelihood is computed (the score is neutral meanwhile).
+    pub learning: usize,
+    /// Raw scores averaged into the short-term mean.
+    pub short: usize,
+    /// Trailing short-term means the reference normal is estimated from.
+    pub history: usize,
+    /// The reference normal is re-estimated every this many points.
+    pub reestimate: usize,
+    /// Tail probability at or below which a point is "red"; a red point right after another
+    /// red point is demoted to `yellow`, so a sustained event yields one leading detection.
+    pub red: f64,
+    /// Tail probability a demoted red point is given.
+    pub yellow: f64,
+    /// A red point (or spatial anomaly) within this many points after another one is demoted
+    /// (1: only the point right after, as Numenta's filter does; the default 10 matches the
+    /// short-term mean, so one event gives one leading detection).
+    pub refractory: usize,
+    /// A value beyond the range seen so far by more than this share of the range scores 1
+    /// (a spatial anomaly); 0 disables the check.
+    pub spatial_tolerance: f64,
+}
+
+impl Default for LikelihoodParams {
+    /// Numenta's settings (short mean 10, history 8640, re-estimated every 100 points, red at
+    /// 1e-5, spatial tolerance 5 %), a 10-point refractory period; callers set `learning`.
+    fn default() -> Self {
+        Self {
+            learning: 300,
+            short: 10,
+            history: 8640,
+            reestimate: 100,
+            red: 1e-5,
+            yellow: 1e-3,
+            refractory: 10,
+            spatial_tolerance: 0.05,
+        }
+    }
+}
+
+/// Anomaly-likelihood post-processing (after Numenta's `AnomalyLikelihood`): the short-term
+/// mean of an inner detector's raw scores is compared with a normal fitted to the trailing
+/// short-term means; the output is `-log10(tail) / 10` in [0, 1], with runs of red points
+/// reduced to their first and values outside the range seen so far forced to 1.
 pub struct Likelihood {
     inner: Box<dyn OnlineDetector>,
-    long: Window,
-    short: Window,
     name: &'static str,
+    p: LikelihoodParams,
+    short: Window,
+    history: Window,
+    seen: usize,
+    since_estimate: usize,
+    mean: f64,
+    sd: f64,
+    estimated: bool,
+    since_red: usize,
+    range: Option<(f64, f64)>,
 }
 
 impl Likelihood {
-    /// Wraps `inner` with a long window of `long` points and a short mean of `short`.
-    pub fn new(
-        inner: Box<dyn OnlineDetector>,
-        long: usize,
-        short: usize,
-        name: &'static str,
-    ) -> Self {
+    /// Wraps `inner`.
+    pub fn new(inner: Box<dyn OnlineDetector>, p: LikelihoodParams, name: &'static str) -> Self {
         Self {
             inner,
-            long: Window::new(long),
-            short: Window::new(short),
             name,
+            p,
+            short: Window::new(p.short.max(1)),
+            history: Window::new(p.history.max(8)),
+            seen: 0,
+            since_estimate: 0,
+            mean: 0.0,
+            sd: 1.0,
+            estimated: false,
+            since_red: usize::MAX,
+            range: None,
         }
+    }
+
+    fn estimate(&mut self) {
+        let n = self.history.len().max(1) as f64;
+        let mean = self.history.buf.iter().sum::<f64>() / n;
+        let var = self
+            .history
+            .buf
+            .iter()
+            .map(|v| (v - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        // Numenta's lower bounds: a near-silent detector must not turn every blip red
+        self.mean = mean.max(0.03);
+        self.sd = var.max(3e-4).sqrt();
+        self.estimated = true;
+        self.since_estimate = 0;
+    }
+
+    fn spatial(&mut self, y: f64) -> bool {
+        let tol = self.p.spatial_tolerance;
+        let out = match self.range {
+            Some((lo, hi)) if tol > 0.0 && hi > lo => {
+                let t = (hi - lo) * tol;
+                y > hi + t || y < lo - t
+            }
+            _ => false,
+        };
+        self.range = Some(match self.range {
+            None => (y, y),
+            Some((lo, hi)) => (lo.min(y), hi.max(y)),
+        });
+        out
     }
 }
 
@@ -528,26 +714,40 @@ impl OnlineDetector for Likelihood {
     }
     fn step(&mut self, y: f64) -> f64 {
         let raw = self.inner.step(y);
+        let spatial = self.spatial(y);
         self.short.push(raw);
-        let n = self.long.len();
-        let out = if n < 32 {
-            0.0
+        let avg = self.short.buf.iter().sum::<f64>() / self.short.len() as f64;
+        self.seen += 1;
+        self.since_estimate += 1;
+        let mut tail = 0.5;
+        if self.seen > self.p.learning {
+            if !self.estimated || self.since_estimate >= self.p.reestimate {
+                self.estimate();
+            }
+            let z = if avg < self.mean {
+                0.0
+            } else {
+                (avg - self.mean) / self.sd
+            };
+            // one-sided (Numenta's tailProbability is two-sided): a drop in surprise below its
+            // usual level is not an anomaly
+            tail = if z > 0.0 { normal_tail(z) } else { 0.5 };
+        }
+        self.history.push(avg);
+        let spatial = spatial && self.seen > self.p.learning.min(32);
+        let red = spatial || tail <= self.p.red;
+        let recent = self.since_red < self.p.refractory;
+        self.since_red = if red {
+            0
         } else {
-            let mean = self.long.buf.iter().sum::<f64>() / n as f64;
-            let var = self
-                .long
-                .buf
-                .iter()
-                .map(|v| (v - mean).powi(2))
-                .sum::<f64>()
-                / n as f64;
-            let sd = var.sqrt().max(1e-4);
-            let sm = self.short.buf.iter().sum::<f64>() / self.short.len() as f64;
-            let tail = (1.0 - crate::stats::norm_cdf((sm - mean) / sd)).max(1e-12);
-            (-tail.log10() / 12.0).clamp(0.0, 1.0)
+            self.since_red.saturating_add(1)
         };
-        self.long.push(raw);
-        out
+        if red && recent {
+            tail = self.p.yellow;
+        } else if spatial {
+            return 1.0;
+        }
+        ((tail + 1e-10).log10() / -10.0).clamp(0.0, 1.0)
     }
 }
 
@@ -571,48 +771,6 @@ impl OnlineDetector for Ensemble {
     fn step(&mut self, y: f64) -> f64 {
         let n = self.parts.len().max(1) as f64;
         self.parts.iter_mut().map(|d| d.step(y)).sum::<f64>() / n
-    }
-}
-
-/// Suppresses repeats: after a point scores `s`, the next `hold` points are reported at most
-/// at `s` times a decay that returns to 1 linearly, so one event yields one leading detection.
-pub struct Suppress {
-    inner: Box<dyn OnlineDetector>,
-    hold: usize,
-    peak: f64,
-    since: usize,
-}
-
-impl Suppress {
-    /// Wraps `inner` with a hold of `hold` points.
-    pub fn new(inner: Box<dyn OnlineDetector>, hold: usize) -> Self {
-        Self {
-            inner,
-            hold: hold.max(1),
-            peak: 0.0,
-            since: usize::MAX,
-        }
-    }
-}
-
-impl OnlineDetector for Suppress {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn step(&mut self, y: f64) -> f64 {
-        let raw = self.inner.step(y);
-        self.since = self.since.saturating_add(1);
-        let out = if self.since <= self.hold {
-            raw.min(self.peak * 0.9)
-        } else {
-            raw
-        };
-        // A new peak (scores are non-negative) or the end of the hold restarts suppression.
-        if raw > self.peak || self.since > self.hold {
-            self.peak = raw;
-            self.since = 0;
-        }
-        out
     }
 }
 
@@ -684,5 +842,42 @@ mod tests {
             .map(|p| *p.1)
             .fold(0.0, f64::max);
         assert!(scores[300] > max_else, "{} vs {max_else}", scores[300]);
+    }
+
+    #[test]
+    fn likelihood_gives_one_leading_detection_for_a_level_shift() {
+        // noisy level 10, then a shift to 30 at 500 (inside the range 2x seen: not spatial
+        // only) -- the raw MAD score stays high for a while, the likelihood reports it once
+        let y = noisy_level_shift();
+        let p = LikelihoodParams {
+            learning: 100,
+            ..LikelihoodParams::default()
+        };
+        let mut det = Likelihood::new(Box::new(ForecastMad::new(0.3, 128)), p, "l");
+        let s = score_series(&mut det, &y);
+        let top = s
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v >= 0.5)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        assert_eq!(top.first(), Some(&500), "{top:?}");
+        assert!(top.iter().all(|&i| (500..520).contains(&i)), "{top:?}");
+        // before the shift nothing scores high
+        assert!(s[..500].iter().all(|&v| v < 0.5));
+    }
+
+    #[test]
+    fn windowed_gaussian_scores_the_tail() {
+        let mut d = WindowedGaussian::with(100, 10);
+        let y: Vec<f64> = (0..200).map(|t| (t % 5) as f64).collect();
+        let s = score_series(&mut d, &y);
+        // values 0..4 around mean 2 (sd sqrt 2): the extremes score 1 - P(|Z| > 1.41) / 2
+        assert!(
+            (s[150] - (1.0 - normal_tail(-2.0 / 2f64.sqrt()))).abs() < 1e-6,
+            "{}",
+            s[150]
+        );
+        assert!(d.step(40.0) > 0.999_999);
     }
 }

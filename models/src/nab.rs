@@ -218,7 +218,7 @@ mod tests {
             &[vec![0.0; 100]],
             &Profile::STANDARD,
         );
-        assert!(r.normalized.abs() < 1e-9 || r.tp == 1, "{r:?}");
+        assert!(r.normalized.abs() < 1e-9 && r.tp == 0, "{r:?}");
         // detection at the last point of the window: sigmoid(-1/10) scaled
         let mut s = vec![0.0; 100];
         s[59] = 1.0;

@@ -100,6 +100,33 @@ pub fn count_quantile(mean: f64, var: f64, q: f64) -> f64 {
     k
 }
 
+/// Complementary error function (Numerical Recipes `erfcc`): relative error below 1.2e-7
+/// everywhere, so upper-tail probabilities stay accurate far into the tail.
+pub fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// Normal tail probability of a deviation of `z` standard deviations on either side:
+/// `P(Z > |z|)`, accurate far into the tail (relative error below 1.2e-7).
+pub fn normal_tail(z: f64) -> f64 {
+    0.5 * erfc(z.abs() / std::f64::consts::SQRT_2)
+}
+
 /// Probability that a count with the given mean and variance is at most `x` (Poisson or
 /// negative binomial as in [`count_quantile`]).
 pub fn count_cdf(mean: f64, var: f64, x: f64) -> f64 {
@@ -188,6 +215,25 @@ mod tests {
             assert!((norm_cdf(norm_inv(p)) - p).abs() < 1e-6, "{p}");
         }
         assert!((norm_inv(0.975) - 1.959_964).abs() < 1e-5);
+    }
+
+    #[test]
+    fn erfc_is_accurate_in_the_tail() {
+        // reference values of erfc
+        for (x, want) in [
+            (0.0, 1.0),
+            (0.5, 0.479_500_122_186_953_5),
+            (2.0, 4.677_734_981_047_266e-3),
+            (5.0, 1.537_459_794_428_035e-12),
+            (-1.0, 1.842_700_792_949_715),
+        ] {
+            assert!(
+                (erfc(x) - want).abs() <= 2e-7 * want,
+                "{x}: {} vs {want}",
+                erfc(x)
+            );
+        }
+        assert!((normal_tail(-1.959_964) - 0.025).abs() < 1e-8);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use crate::cmd::series_io::{parse_timestamp, read_csv, read_csv_with};
 use crate::cmd::ExitError;
 use prewarm_models::anomaly::{
-    score_series, seasonal_esd, Ensemble, ForecastMad, IsolationDetector, Likelihood,
-    OnlineDetector, SeasonalMad, Suppress,
+    score_series, seasonal_esd, ForecastMad, IsolationDetector, Likelihood, LikelihoodParams,
+    OnlineDetector, SeasonalMad, WindowedGaussian,
 };
 use prewarm_models::nab::{probation_len, score_corpus, LabelledSeries, Profile};
 use prewarm_models::season::detect_season;
@@ -66,39 +66,35 @@ pub struct NabRow {
     pub us_per_point: f64,
 }
 
-/// The detectors, built for a series whose probationary part is `warm`.
+/// The detectors, built for a series whose probationary part is `warm`: the three raw
+/// detectors, NAB's windowed-Gaussian reference (it checks the scorer against the public
+/// board), and the three raw detectors behind the anomaly-likelihood post-processor.
 fn detectors(warm: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
     let season = detect_season(warm, warm.len() / 2).unwrap_or(1);
+    let lp = LikelihoodParams {
+        learning: warm.len() / 2,
+        ..LikelihoodParams::default()
+    };
     vec![
         Box::new(ForecastMad::new(0.3, 256)),
         Box::new(SeasonalMad::new(season, 256)),
         Box::new(IsolationDetector::new()),
+        Box::new(WindowedGaussian::new()),
         Box::new(Likelihood::new(
             Box::new(ForecastMad::new(0.3, 256)),
-            1000,
-            5,
+            lp,
             "mad-likelihood",
         )),
         Box::new(Likelihood::new(
             Box::new(SeasonalMad::new(season, 256)),
-            1000,
-            5,
+            lp,
             "seasonal-likelihood",
         )),
         Box::new(Likelihood::new(
             Box::new(IsolationDetector::new()),
-            1000,
-            5,
+            lp,
             "isolation-likelihood",
         )),
-        Box::new(Ensemble::new(
-            vec![
-                Box::new(IsolationDetector::new()),
-                Box::new(ForecastMad::new(0.3, 256)),
-            ],
-            "ensemble",
-        )),
-        Box::new(Suppress::new(Box::new(IsolationDetector::new()), 100)),
     ]
 }
 
@@ -156,6 +152,34 @@ fn run_series(path: &Path, json: Option<&Path>) -> anyhow::Result<()> {
                 expected: None,
                 score: sc,
                 reason: format!("isolated after few random cuts (score {sc:.2} > 0.75)"),
+            });
+        }
+    }
+    // the best NAB detector: a point is reported when it is "red" (tail probability of the
+    // recent surprise <= 1e-5, i.e. score >= 0.5) or outside the range seen so far
+    let mut lik = detectors(&y[..warm.min(y.len())])
+        .into_iter()
+        .find(|d| d.name() == "seasonal-likelihood")
+        .ok_or_else(|| anyhow::anyhow!("seasonal-likelihood detector missing"))?;
+    let lik_scores = score_series(lik.as_mut(), y);
+    for (i, &sc) in lik_scores.iter().enumerate().skip(warm) {
+        if sc >= 0.5 {
+            let reason = if sc >= 1.0 {
+                "outside the range of values seen so far by more than 5 % of it".to_string()
+            } else {
+                format!(
+                    "recent surprise has tail probability {:.1e} (anomaly likelihood)",
+                    10f64.powf(-10.0 * sc)
+                )
+            };
+            found.push(Found {
+                detector: "seasonal-likelihood".into(),
+                timestamp: s.labels[i].clone(),
+                index: i,
+                value: y[i],
+                expected: None,
+                score: sc,
+                reason,
             });
         }
     }
@@ -241,7 +265,7 @@ fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
         let mut scores = Vec::new();
         let t0 = Instant::now();
         for (_, y, _) in &corpus {
-            let warm = &y[..probation_len(y.len()).max(4)];
+            let warm = &y[..probation_len(y.len()).max(4).min(y.len())];
             let mut dets = detectors(warm);
             let det = &mut dets[k];
             scores.push(score_series(det.as_mut(), y));
