@@ -23,6 +23,22 @@ use tonic::transport::Channel;
 const FUNCTIONS: usize = 10_000;
 const BATCH: usize = 10_000;
 
+/// True when the command line's filter (criterion's positional argument) selects `name`, so
+/// that the printed measurements can be run alone: `cargo bench --bench service -- memory`.
+fn wanted(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
+/// Criterion's test mode (`cargo test --benches`, CI): no `--bench` argument. Loops are cut
+/// down so the benches only prove they run.
+fn test_mode() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -69,6 +85,9 @@ async fn server(extra: &str) -> (ServiceHandle, Channel) {
 }
 
 fn ingestion(c: &mut Criterion) {
+    if !wanted("ingest/engine_10k_batch") && !wanted("ingest/grpc_2x10k_batches") {
+        return;
+    }
     let rt = runtime();
     let ids = ids();
     let now = wall_now() as i64;
@@ -128,6 +147,9 @@ fn keda_ref(id: &str) -> ScaledObjectRef {
 }
 
 fn get_metrics(c: &mut Criterion) {
+    if !wanted("keda_get_metrics_10k_functions") {
+        return;
+    }
     let rt = runtime();
     let ids = ids();
     let now = wall_now() as i64;
@@ -158,28 +180,40 @@ fn get_metrics(c: &mut Criterion) {
 
     // p50 / p99 while another connection ingests 10k-sample batches back to back.
     let stop = Arc::new(AtomicBool::new(false));
+    // The load generator runs on its own single-threaded runtime and connection, as a
+    // separate telemetry client would; it shares the 2 cores with the server.
     let ingester = {
         let stop = stop.clone();
         let reqs: Vec<Vec<Sample>> = (0..4).map(|b| batch(&ids, now, b)).collect();
-        let mut tel = TelemetryClient::new(ch.clone());
-        rt.spawn(async move {
-            let mut n = 0usize;
-            while !stop.load(Ordering::Relaxed) && n < 10_000 {
-                let _ = tel
-                    .ingest(IngestRequest {
-                        samples: reqs[n % reqs.len()].clone(),
-                    })
-                    .await;
-                n += 1;
-            }
-            n
+        let addr = format!("http://{}", h.grpc_addr);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let ch = Channel::from_shared(addr)
+                    .expect("uri")
+                    .initial_stream_window_size(GRPC_STREAM_WINDOW)
+                    .initial_connection_window_size(2 * GRPC_STREAM_WINDOW)
+                    .connect()
+                    .await
+                    .expect("connect");
+                let mut tel = TelemetryClient::new(ch);
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) && n < 10_000 {
+                    let _ = tel
+                        .ingest(IngestRequest {
+                            samples: reqs[n % reqs.len()].clone(),
+                        })
+                        .await;
+                    n += 1;
+                }
+                n
+            })
         })
     };
-    let calls = if std::env::args().any(|a| a == "--test") {
-        200
-    } else {
-        20_000
-    };
+    let calls = if test_mode() { 200 } else { 20_000 };
     let mut lat = Vec::with_capacity(calls);
     let started = Instant::now();
     for j in 0..calls {
@@ -189,7 +223,7 @@ fn get_metrics(c: &mut Criterion) {
     }
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let batches = rt.block_on(ingester).unwrap_or(0);
+    let batches = ingester.join().unwrap_or(0);
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!(
@@ -213,13 +247,14 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// Resident memory per function with every tier full (1 h bins over 28 days).
+/// Resident memory per function with every tier full (1 h bins over 28 days), measured as
+/// the growth of the process's resident set over `n` functions (so it includes the policy and
+/// shadow-pool state, map and snapshot entries and allocator overhead).
 fn memory(_c: &mut Criterion) {
-    let n = if std::env::args().any(|a| a == "--test") {
-        20
-    } else {
-        1_000
-    };
+    let n = if test_mode() { 20 } else { 5_000 };
+    if !wanted("memory") {
+        return;
+    }
     let rt = runtime();
     let (h, _ch) = rt.block_on(server("max_functions = 20000\n"));
     let engine = h.engine().clone();

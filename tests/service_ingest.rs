@@ -132,6 +132,7 @@ async fn function_cap_functions_api_health_and_reflection() {
         target: Some(pb::Target {
             kind: "keda".into(),
         }),
+        ..Default::default()
     };
     let bad = fns
         .register_function(pb::RegisterFunctionRequest {

@@ -21,7 +21,7 @@ async fn state_survives_a_restart() {
     // A unique prefix keeps runs against a shared REDIS_URL apart.
     let prefix = format!("prewarm-test-{}-{}:", std::process::id(), free_port());
     let extra = format!(
-        "clock = \"event\"\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n\
+        "clock = \"event\"\ndefault_policy = \"reactive\"\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n\
          [[function]]\nid = \"configured\"\nmin = 1\nmax = 50\n"
     );
     let h = start(&extra).await;
@@ -35,6 +35,8 @@ async fn state_survives_a_restart() {
             min: 0,
             max: 9,
             target: None,
+            cold_start_ms: 20_000,
+            ..Default::default()
         }),
     })
     .await

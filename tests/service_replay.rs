@@ -98,7 +98,7 @@ async fn replay_an_azure_trace_then_print_decisions() {
     assert_eq!(table.lines().count(), listed.len() + 1);
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(v["function"], listed[0].id.as_str());
-    assert_eq!(v["policy"], "reactive");
+    assert_eq!(v["policy"], "predictive");
     h.shutdown().await.unwrap();
 }
 

@@ -79,25 +79,26 @@ pub fn load_config(args: &Args) -> anyhow::Result<service::ServiceConfig> {
         .map_err(config_error)
 }
 
-async fn terminated() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called (before the
+/// service announces itself), so a signal sent right after start-up is never lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -110,13 +111,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
+        let signal = shutdown_signal()?;
         let handle = service::spawn(cfg).await?;
         // Printed on stdout so scripts can find the ports (useful with port 0).
         println!(
             "prewarm serving grpc={} admin={}",
             handle.grpc_addr, handle.admin_addr
         );
-        terminated().await;
+        signal.await;
         handle.shutdown().await?;
         Ok::<(), anyhow::Error>(())
     })

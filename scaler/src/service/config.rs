@@ -67,6 +67,31 @@ pub struct FunctionConfig {
     pub max: u32,
     /// Target kind name (`keda`).
     pub target: String,
+    /// Memory of one instance, MB (prices idle time in the predictive policy).
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: f64,
+    /// Time from a decision to a ready replica (pod start plus KEDA's reaction), ms: the lead
+    /// a pre-warm is planned with.
+    #[serde(default = "default_cold_start_ms")]
+    pub cold_start_ms: Millis,
+    /// Invocations one replica serves at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+}
+
+/// Default memory of one instance, MB.
+pub const DEFAULT_MEMORY_MB: f64 = 256.0;
+/// Default time from a decision to a ready replica, ms.
+pub const DEFAULT_COLD_START_MS: Millis = 30_000;
+
+fn default_memory_mb() -> f64 {
+    DEFAULT_MEMORY_MB
+}
+fn default_cold_start_ms() -> Millis {
+    DEFAULT_COLD_START_MS
+}
+fn default_concurrency() -> u32 {
+    1
 }
 
 /// `target = { kind = "keda" }` in a `[[function]]` table.
@@ -91,6 +116,12 @@ pub struct FunctionFile {
     pub max: Option<u32>,
     /// Target.
     pub target: Option<TargetFile>,
+    /// Memory of one instance, MB (default 256).
+    pub memory_mb: Option<f64>,
+    /// Time from a decision to a ready replica, e.g. `30s` (default).
+    pub cold_start: Option<String>,
+    /// Invocations one replica serves at once (default 1).
+    pub concurrency: Option<u32>,
 }
 
 /// The configuration as written: every field optional. Layers merge file < env < flags.
@@ -113,6 +144,8 @@ pub struct RawConfig {
     pub decision_interval: Option<String>,
     /// Redis flush interval, e.g. `5s` (1 s ..= 60 s).
     pub flush_interval: Option<String>,
+    /// Longest wait for in-flight RPCs and open streams at shutdown, e.g. `10s` (0 ..= 5 min).
+    pub drain_timeout: Option<String>,
     /// Policy for functions that do not name one.
     pub default_policy: Option<String>,
     /// Default maximum desired count.
@@ -153,6 +186,8 @@ pub struct ServiceConfig {
     pub decision_interval_ms: Millis,
     /// Redis flush interval, ms.
     pub flush_interval_ms: Millis,
+    /// Longest drain at shutdown, ms.
+    pub drain_timeout_ms: Millis,
     /// Default policy spec.
     pub default_policy: String,
     /// Default maximum desired count.
@@ -219,6 +254,7 @@ impl RawConfig {
                 "log_format" => r.log_format = Some(v),
                 "decision_interval" => r.decision_interval = Some(v),
                 "flush_interval" => r.flush_interval = Some(v),
+                "drain_timeout" => r.drain_timeout = Some(v),
                 "default_policy" => r.default_policy = Some(v),
                 "default_duration" => r.default_duration = Some(v),
                 "warm_replay" => r.warm_replay = Some(v),
@@ -253,6 +289,7 @@ impl RawConfig {
             log_format,
             decision_interval,
             flush_interval,
+            drain_timeout,
             default_policy,
             default_max,
             max_functions,
@@ -308,10 +345,11 @@ impl RawConfig {
             }
         };
         let decision_interval_ms = dur("decision_interval", self.decision_interval, 10_000)?;
-        if !(1_000..=600_000).contains(&decision_interval_ms) {
+        if !(10_000..=600_000).contains(&decision_interval_ms) || decision_interval_ms % 10_000 != 0
+        {
             return Err(ServiceError::config(
                 "decision_interval",
-                "must be within 1s..=10m",
+                "must be a multiple of 10s (the finest history bin) within 10s..=10m",
             ));
         }
         let flush_interval_ms = dur("flush_interval", self.flush_interval, 5_000)?;
@@ -321,6 +359,10 @@ impl RawConfig {
                 "must be within 1s..=60s",
             ));
         }
+        let drain_timeout_ms = dur("drain_timeout", self.drain_timeout, 10_000)?;
+        if drain_timeout_ms > 300_000 {
+            return Err(ServiceError::config("drain_timeout", "must be at most 5m"));
+        }
         let default_duration_ms = dur("default_duration", self.default_duration, 1_000)? as f64;
         let warm_replay_ms = dur("warm_replay", self.warm_replay, 3_600_000)?;
         if warm_replay_ms > 6 * 3_600_000 {
@@ -329,7 +371,7 @@ impl RawConfig {
                 "must be at most 6h (the 10 s tier)",
             ));
         }
-        let default_policy = self.default_policy.unwrap_or_else(|| "reactive".into());
+        let default_policy = self.default_policy.unwrap_or_else(|| "predictive".into());
         check_policy("default_policy", &default_policy)?;
         let default_max = self.default_max.unwrap_or(1_000);
         if default_max == 0 {
@@ -381,12 +423,30 @@ impl RawConfig {
                 None => TargetKind::Keda,
                 Some(t) => TargetKind::parse(&t.kind, &key("target.kind"))?,
             };
+            let memory_mb = f.memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
+            check_memory(&key("memory_mb"), memory_mb)?;
+            let cold_start_ms = match f.cold_start {
+                None => DEFAULT_COLD_START_MS,
+                Some(s) => parse_duration_ms(&s)
+                    .map_err(|e| ServiceError::config(&key("cold_start"), e))?,
+            };
+            check_cold_start(&key("cold_start"), cold_start_ms)?;
+            let concurrency = f.concurrency.unwrap_or(1);
+            if concurrency == 0 {
+                return Err(ServiceError::config(
+                    &key("concurrency"),
+                    "must be at least 1",
+                ));
+            }
             functions.push(FunctionConfig {
                 id: f.id,
                 policy,
                 min,
                 max,
                 target: target.as_str().to_string(),
+                memory_mb,
+                cold_start_ms,
+                concurrency,
             });
         }
         if functions.len() > max_functions {
@@ -407,6 +467,7 @@ impl RawConfig {
             log_format,
             decision_interval_ms,
             flush_interval_ms,
+            drain_timeout_ms,
             default_policy,
             default_max,
             max_functions,
@@ -417,6 +478,27 @@ impl RawConfig {
             auto_register: self.auto_register.unwrap_or(true),
             functions,
         })
+    }
+}
+
+/// Checks an instance memory size (1 MB ..= 1 TB); the error names `key`.
+pub fn check_memory(key: &str, mb: f64) -> Result<(), ServiceError> {
+    if mb.is_finite() && (1.0..=1_048_576.0).contains(&mb) {
+        Ok(())
+    } else {
+        Err(ServiceError::config(
+            key,
+            format!("{mb} MB is outside 1..=1048576"),
+        ))
+    }
+}
+
+/// Checks a cold-start (decision-to-ready) time: at most 1 h; the error names `key`.
+pub fn check_cold_start(key: &str, ms: Millis) -> Result<(), ServiceError> {
+    if ms <= 3_600_000 {
+        Ok(())
+    } else {
+        Err(ServiceError::config(key, "must be at most 1h"))
     }
 }
 
@@ -459,7 +541,7 @@ mod tests {
         let c = ServiceConfig::default();
         assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:9090");
         assert_eq!(c.decision_interval_ms, 10_000);
-        assert_eq!(c.default_policy, "reactive");
+        assert_eq!(c.default_policy, "predictive");
     }
 
     #[test]
@@ -492,5 +574,23 @@ mod tests {
         }
         let bad = RawConfig::from_toml("[[function]]\nid = \"a b\"\n").unwrap();
         assert_eq!(err_key(bad.validate()), "function[0].id");
+        let bad = RawConfig::from_toml("[[function]]\nid = \"a\"\ncold_start = \"2h\"\n").unwrap();
+        assert_eq!(err_key(bad.validate()), "function[0].cold_start");
+        let bad = RawConfig::from_toml("[[function]]\nid = \"a\"\nmemory_mb = -1.0\n").unwrap();
+        assert_eq!(err_key(bad.validate()), "function[0].memory_mb");
+        let bad = RawConfig::from_toml("decision_interval = \"15s\"").unwrap();
+        assert_eq!(err_key(bad.validate()), "decision_interval");
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let text = include_str!("../../../deploy/prewarm.toml");
+        let c = RawConfig::from_toml(text).unwrap().validate().unwrap();
+        assert_eq!(c.default_policy, "predictive");
+        let f = &c.functions[0];
+        assert_eq!(
+            (f.cold_start_ms, f.concurrency, f.memory_mb),
+            (45_000, 10, 512.0)
+        );
     }
 }

@@ -1,30 +1,26 @@
 //! The in-memory state store and the driver of the decision core: per-function configuration,
-//! history and policy state in sharded maps; the tick that turns history windows into
-//! [`Observation`]s and policy decisions; and the snapshot of decisions, published atomically,
-//! that every RPC reads. Synchronous: the caller passes the time in.
+//! history, policy state and shadow pool in sharded maps; the tick that replays the new history
+//! bins through each function's [`ShadowPool`] (which calls the policy exactly as the simulator
+//! does: arrivals, completions, idle keep-alives, pre-warms, ticks); and the snapshot of
+//! decisions, published atomically, that every RPC reads. Synchronous: the caller passes the
+//! time in.
 //!
-//! How a tick drives a policy (the service has no instance-level events):
-//! - the observation window of a tick at `now` is the 10 s bins starting in
-//!   `[max(last tick, now - interval), now)`: arrivals = invocations; concurrency integral =
-//!   in-flight concurrency × bin width when the sample gave it, else count × mean duration
-//!   (Little's law), else count × `default_duration`;
-//! - the pool is assumed to follow our previous decision: loaded = previous desired,
-//!   busy = ceil(average concurrency) (at most loaded), in flight = round(average concurrency);
-//! - a window with arrivals calls `on_arrival` (at the window start), which may ask for a tick;
-//!   `on_tick` runs when the tick the policy asked for is due; `target: None` keeps the previous
-//!   desired count; the `[min, max]` guardrails clip the target (reason `guardrail`).
+//! A tick at `now` replays the 10 s bins in `[last tick, now)` (missing bins count as zero) and
+//! publishes `desired = clamp(loaded instances of the shadow pool, min, max)` (reason
+//! `guardrail` when clipped). In-flight demand of a bin is its average in-flight concurrency
+//! when the sample gave it, else count × mean duration (Little's law), else count ×
+//! `default_duration`.
 
 use super::config::{ClockMode, FunctionConfig, ServiceConfig};
 use super::history::History;
 use super::metrics::Metrics;
+use super::pool::{ShadowPool, BIN_MS};
 use super::proto::prewarm::v1::Sample;
 use super::validate::{
     check_function_id, check_sample, RejectReason, Rejected, EVENT_FUTURE_MS, WALL_FUTURE_MS,
 };
 use super::ServiceError;
-use crate::policy::{
-    FunctionPolicy, FunctionSpec, Millis, Observation, PolicyFactory, PolicySpec, PoolView, Reason,
-};
+use crate::policy::{FunctionPolicy, FunctionSpec, Millis, PolicyFactory, PolicySpec, Reason};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -58,9 +54,9 @@ pub struct DecisionRecord {
     pub model: String,
     /// Policy spec in force.
     pub policy: String,
-    /// Service time of the decision, ms since the epoch.
+    /// Service time at which the decision last changed, ms since the epoch.
     pub decided_at_ms: Millis,
-    /// Incremented when desired, activity or reason change.
+    /// Incremented when the desired count or the reason changes.
     pub version: u64,
 }
 
@@ -156,9 +152,11 @@ struct FnState {
     policy_label: String,
     policy: Box<dyn FunctionPolicy>,
     history: History,
+    pool: ShadowPool,
+    /// End of the bins replayed through the pool (a multiple of 10 s).
     last_obs: Option<Millis>,
-    next_tick: Option<Millis>,
-    current: u32,
+    /// Policy ticks already counted in the metrics.
+    ticks_counted: u64,
     has_data: bool,
     decision: Arc<DecisionRecord>,
     config_dirty: bool,
@@ -246,11 +244,14 @@ fn shard_of(id: &str) -> usize {
     (h as usize) % SHARDS
 }
 
-const FUNCTION_SPEC: FunctionSpec = FunctionSpec {
-    memory_mb: 128.0,
-    concurrency: 1,
-    cold_start_ms: 1_000,
-};
+/// The static facts a policy gets about a function, from its configuration.
+pub fn function_spec(c: &FunctionConfig) -> FunctionSpec {
+    FunctionSpec {
+        memory_mb: c.memory_mb,
+        concurrency: c.concurrency.max(1),
+        cold_start_ms: c.cold_start_ms,
+    }
+}
 
 impl Engine {
     /// An engine with the configured functions registered (policies validated).
@@ -333,16 +334,17 @@ impl Engine {
 
     fn new_state(&self, config: FunctionConfig, now: Millis) -> Result<FnState, ServiceError> {
         let label = self.effective_policy(&config).to_string();
-        let policy = self.factory(&label)?.build(&FUNCTION_SPEC);
+        let spec = function_spec(&config);
+        let policy = self.factory(&label)?.build(&spec);
         let decision = Arc::new(DecisionRecord::no_data(&config, &label, now));
         Ok(FnState {
-            current: config.min,
+            pool: ShadowPool::new(spec, config.max),
             config,
             policy_label: label,
             policy,
             history: History::new(),
             last_obs: None,
-            next_tick: None,
+            ticks_counted: 0,
             has_data: false,
             decision,
             config_dirty: true,
@@ -357,6 +359,9 @@ impl Engine {
             min: 0,
             max: self.cfg.default_max,
             target: "keda".into(),
+            memory_mb: super::config::DEFAULT_MEMORY_MB,
+            cold_start_ms: super::config::DEFAULT_COLD_START_MS,
+            concurrency: 1,
         }
     }
 
@@ -374,6 +379,19 @@ impl Engine {
         if c.target.is_empty() {
             c.target = "keda".into();
         }
+        if c.memory_mb == 0.0 {
+            c.memory_mb = super::config::DEFAULT_MEMORY_MB;
+        }
+        if c.cold_start_ms == 0 {
+            c.cold_start_ms = super::config::DEFAULT_COLD_START_MS;
+        }
+        if c.concurrency == 0 {
+            c.concurrency = 1;
+        }
+        let bad =
+            |e: ServiceError| ServiceError::InvalidArgument(format!("function `{}`: {e}", c.id));
+        super::config::check_memory("memory_mb", c.memory_mb).map_err(bad)?;
+        super::config::check_cold_start("cold_start_ms", c.cold_start_ms).map_err(bad)?;
         super::config::TargetKind::parse(&c.target, "target.kind")
             .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
         self.factory(self.effective_policy(c))?;
@@ -457,22 +475,27 @@ impl Engine {
             )));
         };
         let label = self.effective_policy(&config).to_string();
-        if label != st.policy_label {
-            st.policy = self.factory(&label)?.build(&FUNCTION_SPEC);
+        let spec = function_spec(&config);
+        let restart = label != st.policy_label
+            || spec != function_spec(&st.config)
+            || config.max != st.config.max;
+        let factory = self.factory(&label)?;
+        st.config = config.clone();
+        if restart {
+            st.policy = factory.build(&spec);
             st.policy_label = label;
+            st.pool = ShadowPool::new(spec, config.max);
             self.warm_replay(st);
         }
-        st.config = config.clone();
         st.config_dirty = true;
         st.dirty = true;
         let d = Arc::new(DecisionRecord {
-            desired: st.current.clamp(config.min, config.max),
+            desired: st.pool.loaded().clamp(config.min, config.max),
             policy: st.policy_label.clone(),
             decided_at_ms: now.max(st.decision.decided_at_ms),
             version: st.decision.version + 1,
             ..DecisionRecord::clone(&st.decision)
         });
-        st.current = d.desired;
         st.decision = d.clone();
         drop(shard);
         self.publish(vec![d], &[], None);
@@ -662,8 +685,8 @@ impl Engine {
         timer.observe_duration();
     }
 
-    /// Observes the window ending at `now` and ticks the policy if due. Returns the new
-    /// decision when it changed (and `publish` is set).
+    /// Replays the bins in `[last tick, now)` through the function's shadow pool (which calls
+    /// the policy) and returns the new decision when it changed (and `publish` is set).
     fn step(
         &self,
         st: &mut FnState,
@@ -671,91 +694,86 @@ impl Engine {
         iv: Millis,
         publish: bool,
     ) -> Option<Arc<DecisionRecord>> {
+        let end = now / BIN_MS * BIN_MS;
+        // Never further back than the concurrency tier holds.
+        let oldest = end.saturating_sub(super::history::CONC_TIER.len as Millis * BIN_MS);
         let from = st
             .last_obs
-            .map_or(now.saturating_sub(iv), |t| t.max(now.saturating_sub(iv)));
-        if from >= now || !st.has_data {
+            .unwrap_or_else(|| end.saturating_sub(iv))
+            .max(oldest);
+        if from >= end || !st.has_data {
             return None;
         }
-        let (arrivals, conc) = st.history.window(from, now);
-        st.last_obs = Some(now);
+        st.last_obs = Some(end);
         st.dirty = true;
-        let window = now - from;
-        let avg = (conc / window as f64).max(0.0);
-        let busy = (avg - 1e-9).ceil().max(0.0) as u32;
-        let pool = PoolView {
-            busy: busy.min(st.current),
-            idle: st.current.saturating_sub(busy),
-            loading: 0,
-            in_flight: avg.round() as u32,
-        };
-        if arrivals > 0.0 {
-            if let Some(t) = st.policy.on_arrival(from, &pool) {
-                st.next_tick = Some(st.next_tick.map_or(t, |x| x.min(t)));
-            }
-        }
-        if st.next_tick.is_none_or(|t| t > now) {
+        let (arrivals, conc) = st.history.window(from, end);
+        if st.pool.is_quiet() && arrivals <= 0.0 && conc <= 0.0 {
             return None;
         }
-        let obs = Observation {
-            pool,
-            window_ms: window,
-            arrivals: arrivals.round().max(0.0) as u64,
-            concurrency_ms: conc.max(0.0),
-        };
-        let d = st.policy.on_tick(now, &obs);
-        st.next_tick = d.next_tick;
-        let unclipped = d.target.unwrap_or(st.current);
-        let desired = unclipped.clamp(st.config.min, st.config.max);
-        let reason = if desired != unclipped {
-            "guardrail"
-        } else {
-            reason_label(d.explain.reason)
-        };
-        st.current = desired;
+        let mut b = from / BIN_MS * BIN_MS;
+        while b < end {
+            let (n, c) = st.history.window(b, b + BIN_MS);
+            st.pool.bin(st.policy.as_mut(), b, BIN_MS, n, c);
+            b += BIN_MS;
+        }
+        st.pool.advance(st.policy.as_mut(), end);
         if !publish {
             return None;
         }
-        self.metrics.decisions.with_label_values(&[reason]).inc();
+        let loaded = st.pool.loaded();
+        let desired = loaded.clamp(st.config.min, st.config.max);
+        let reason = if desired != loaded {
+            "guardrail"
+        } else {
+            st.pool.reason()
+        };
+        let ticks = st.pool.ticks;
+        if ticks > st.ticks_counted {
+            let label = st.pool.explain.map_or("none", |e| reason_label(e.reason));
+            self.metrics
+                .decisions
+                .with_label_values(&[label])
+                .inc_by(ticks - st.ticks_counted);
+            st.ticks_counted = ticks;
+        }
         let prev = &st.decision;
         let change = prev.desired != desired || prev.reason != reason;
+        if !change {
+            return None;
+        }
+        let explain = st.pool.explain;
         let rec = Arc::new(DecisionRecord {
             function_id: st.config.id.clone(),
             desired,
             active: desired > 0,
-            forecast: d.explain.forecast,
-            quantile: d.explain.quantile,
-            lead_ms: d.explain.lead_ms,
+            forecast: explain.map_or(0.0, |e| e.forecast),
+            quantile: explain.map_or(0.0, |e| e.quantile),
+            lead_ms: explain.map_or(0, |e| e.lead_ms),
             reason: reason.to_string(),
-            model: d.explain.model.to_string(),
+            model: explain.map_or("", |e| e.model).to_string(),
             policy: st.policy_label.clone(),
             decided_at_ms: now,
-            version: prev.version + u64::from(change),
+            version: prev.version + 1,
         });
         st.decision = rec.clone();
-        if change {
-            self.metrics.decision_changes.inc();
-            self.metrics.set_function_desired(&st.config.id, desired);
-        }
+        self.metrics.decision_changes.inc();
+        self.metrics.set_function_desired(&st.config.id, desired);
         Some(rec)
     }
 
-    /// Rebuilds a fresh policy's state by ticking it over the stored history of the last
-    /// `warm_replay` window (ending at the last observation), without publishing.
+    /// Rebuilds a fresh policy's state (and shadow pool) by replaying the stored history of
+    /// the last `warm_replay` window (ending at the last observation), without publishing.
     fn warm_replay(&self, st: &mut FnState) {
         let Some(end) = st.last_obs else { return };
         let iv = self.cfg.decision_interval_ms;
         let start = end.saturating_sub(self.cfg.warm_replay_ms) / iv * iv;
-        let keep_current = st.current;
         st.last_obs = Some(start);
-        st.next_tick = None;
         let mut t = start + iv;
         while t <= end {
             self.step(st, t, iv, false);
             t += iv;
         }
         st.last_obs = Some(end);
-        st.current = keep_current;
     }
 
     /// Takes what changed since the last flush (and the ids deleted since then).
@@ -776,7 +794,7 @@ impl Engine {
                     samples: st.history.samples,
                     last_sample_end: st.history.last_sample_end,
                     last_obs: st.last_obs,
-                    current: st.current,
+                    current: st.pool.loaded(),
                 };
                 let mut ring_runs = Vec::new();
                 for (k, ring) in st.history.rings_mut().into_iter().enumerate() {
@@ -851,7 +869,6 @@ impl Engine {
             st.history.last_sample_end = sf.meta.last_sample_end;
             st.has_data = sf.meta.samples > 0;
             st.last_obs = sf.meta.last_obs;
-            st.current = sf.meta.current.clamp(st.config.min, st.config.max);
             self.warm_replay(&mut st);
             if let Some(d) = sf.decision {
                 st.decision = Arc::new(DecisionRecord {
@@ -887,7 +904,10 @@ mod tests {
     use crate::service::config::RawConfig;
 
     fn engine(extra: &str) -> Engine {
-        let raw = RawConfig::from_toml(&format!("clock = \"event\"\n{extra}")).unwrap();
+        let raw = RawConfig::from_toml(&format!(
+            "clock = \"event\"\ndefault_policy = \"reactive\"\n{extra}"
+        ))
+        .unwrap();
         Engine::new(raw.validate().unwrap(), Arc::new(Metrics::new(10).unwrap())).unwrap()
     }
 
@@ -910,14 +930,17 @@ mod tests {
         let e = engine("");
         e.ingest(&[s("f", T0, 0.0, 0.0)], 0);
         assert_eq!(e.decision("f").unwrap().reason, "no-data");
-        let burst: Vec<Sample> = (1..4)
+        // 90 s at concurrency 7: the KPA's 60 s stable window fills, 7 / 0.7 = 10.
+        let burst: Vec<Sample> = (1..10)
             .map(|i| s("f", T0 + i * 10_000, 500.0, 7.0))
             .collect();
         e.ingest(&burst, 0);
         let d = e.decision("f").unwrap();
         assert!(d.desired >= 10, "{d:?}");
         assert!(d.active);
-        let quiet: Vec<Sample> = (4..40).map(|i| s("f", T0 + i * 10_000, 0.0, 0.0)).collect();
+        let quiet: Vec<Sample> = (10..46)
+            .map(|i| s("f", T0 + i * 10_000, 0.0, 0.0))
+            .collect();
         e.ingest(&quiet, 0);
         let d = e.decision("f").unwrap();
         assert_eq!(d.desired, 0, "{d:?}");

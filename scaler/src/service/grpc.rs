@@ -89,6 +89,9 @@ fn config_to_pb(c: &FunctionConfig) -> pb::FunctionConfig {
         target: Some(pb::Target {
             kind: c.target.clone(),
         }),
+        memory_mb: c.memory_mb,
+        cold_start_ms: c.cold_start_ms,
+        concurrency: c.concurrency,
     }
 }
 
@@ -100,6 +103,9 @@ fn config_from_pb(c: Option<pb::FunctionConfig>) -> Result<FunctionConfig, Statu
         min: c.min,
         max: c.max,
         target: c.target.map(|t| t.kind).unwrap_or_default(),
+        memory_mb: c.memory_mb,
+        cold_start_ms: c.cold_start_ms,
+        concurrency: c.concurrency,
     })
 }
 

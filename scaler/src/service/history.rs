@@ -40,14 +40,21 @@ pub const CONC_TIER: TierSpec = TierSpec {
 pub const RETENTION_MS: Millis = 28 * 24 * 3_600_000;
 
 /// A ring of fixed-width bins ending at the latest bin written (`head`).
+///
+/// Writes to the same bin accumulate in a small pending slot held inline and reach the
+/// (large, usually cold) value array only when another bin is written or the ring is read for
+/// persistence: a stream of 10 s samples touches the 1 min and 5 min arrays once per 6 and 30
+/// samples, which keeps ingestion from being bound by cache misses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ring {
     width_ms: Millis,
     vals: Vec<f32>,
-    /// Index (time / width) of the newest bin, if any.
+    /// Index (time / width) of the newest bin in `vals`, if any.
     head: Option<u64>,
     /// Bin indices changed since the last [`Ring::take_dirty`] (inclusive range).
     dirty: Option<(u64, u64)>,
+    /// A bin not yet added to `vals`, and its value.
+    pending: Option<(u64, f32)>,
 }
 
 impl Ring {
@@ -58,6 +65,7 @@ impl Ring {
             vals: vec![0.0; spec.len],
             head: None,
             dirty: None,
+            pending: None,
         }
     }
 
@@ -66,14 +74,25 @@ impl Ring {
         self.width_ms
     }
 
-    /// Newest bin index.
+    /// Newest bin index (counting the pending bin).
     pub fn head(&self) -> Option<u64> {
-        self.head
+        match (self.head, self.pending) {
+            (Some(h), Some((b, _))) => Some(h.max(b)),
+            (h, p) => h.or(p.map(|x| x.0)),
+        }
     }
 
-    /// Raw values in slot order (slot = bin index mod len).
-    pub fn values(&self) -> &[f32] {
+    /// Raw values in slot order (slot = bin index mod len), pending write included.
+    pub fn values(&mut self) -> &[f32] {
+        self.flush();
         &self.vals
+    }
+
+    /// Adds the pending bin to the value array.
+    fn flush(&mut self) {
+        if let Some((b, v)) = self.pending.take() {
+            self.write_bin(b, v);
+        }
     }
 
     fn len(&self) -> u64 {
@@ -87,8 +106,20 @@ impl Ring {
         });
     }
 
-    /// Adds `v` to bin `b`; returns false when the bin is older than the ring holds.
-    fn add_bin(&mut self, b: u64, v: f32) -> bool {
+    /// Adds `v` to bin `b` (through the pending slot).
+    fn add_bin(&mut self, b: u64, v: f32) {
+        match &mut self.pending {
+            Some((pb, pv)) if *pb == b => *pv += v,
+            _ => {
+                self.flush();
+                self.pending = Some((b, v));
+            }
+        }
+    }
+
+    /// Adds `v` to bin `b` of the value array; returns false when the bin is older than the
+    /// ring holds.
+    fn write_bin(&mut self, b: u64, v: f32) -> bool {
         let len = self.len();
         match self.head {
             None => self.head = Some(b),
@@ -109,44 +140,64 @@ impl Ring {
         true
     }
 
-    /// Spreads `v` uniformly over `[start, start + width)`; returns false if any part was too old.
-    pub fn add_spread(&mut self, start: Millis, width: Millis, v: f64) -> bool {
+    /// Spreads `v` uniformly over `[start, start + width)` (parts older than the ring holds
+    /// are dropped).
+    pub fn add_spread(&mut self, start: Millis, width: Millis, v: f64) {
         let w = self.width_ms;
         let width = width.max(1);
         let end = start + width;
         let (b0, b1) = (start / w, (end - 1) / w);
         if b0 == b1 {
-            return self.add_bin(b0, v as f32);
+            self.add_bin(b0, v as f32);
+            return;
         }
-        let mut ok = true;
         for b in b0..=b1 {
             let lo = (b * w).max(start);
             let hi = ((b + 1) * w).min(end);
             let part = v * (hi - lo) as f64 / width as f64;
-            ok &= self.add_bin(b, part as f32);
+            self.add_bin(b, part as f32);
         }
-        ok
+    }
+
+    /// True when bin `b` is inside the window the ring holds once `pending` is written.
+    fn holds(&self, b: u64) -> bool {
+        self.head().is_some_and(|h| b <= h && b + self.len() > h)
     }
 
     /// Sum of the bins whose start lies in `[from, to)`.
     pub fn sum(&self, from: Millis, to: Millis) -> f64 {
-        let Some(h) = self.head else { return 0.0 };
+        let Some(h) = self.head() else { return 0.0 };
         let len = self.len();
         let lo = from
             .div_ceil(self.width_ms)
             .max((h + 1).saturating_sub(len));
         let hi = (to.div_ceil(self.width_ms)).min(h + 1); // exclusive
-        (lo..hi).map(|b| self.vals[(b % len) as usize] as f64).sum()
+        let mut total = 0.0;
+        if let Some(vh) = self.head {
+            // Bins of `vals` still inside the window (a newer pending bin pushes old ones out).
+            let lo = lo.max((vh + 1).saturating_sub(len));
+            let hi = hi.min(vh + 1);
+            total += (lo..hi)
+                .map(|b| self.vals[(b % len) as usize] as f64)
+                .sum::<f64>();
+        }
+        if let Some((b, v)) = self.pending {
+            if b >= lo && b < hi && self.holds(b) {
+                total += v as f64;
+            }
+        }
+        total
     }
 
     /// Sum of every bin held.
     pub fn total(&self) -> f64 {
-        self.vals.iter().map(|&v| v as f64).sum()
+        self.sum(0, Millis::MAX)
     }
 
     /// The slots changed since the last call, as `(first slot, values)` runs, and clears the
     /// mark. A change wider than the ring gives the whole ring.
     pub fn take_dirty(&mut self) -> Vec<(usize, &[f32])> {
+        self.flush();
         let Some((lo, hi)) = self.dirty.take() else {
             return Vec::new();
         };
@@ -164,6 +215,7 @@ impl Ring {
 
     /// Marks the whole ring changed (after a failed write).
     pub fn mark_all(&mut self) {
+        self.flush();
         if let Some(h) = self.head {
             self.mark(h.saturating_sub(self.len() - 1), h);
         }
@@ -181,6 +233,7 @@ impl Ring {
         }
         self.head = head;
         self.dirty = None;
+        self.pending = None;
         true
     }
 
@@ -273,13 +326,18 @@ mod tests {
             width_ms: 10,
             len: 4,
         });
-        assert!(r.add_spread(0, 10, 1.0));
-        assert!(r.add_spread(30, 10, 1.0));
+        r.add_spread(0, 10, 1.0);
+        r.add_spread(30, 10, 1.0);
         assert_eq!(r.total(), 2.0);
-        assert!(r.add_spread(50, 10, 1.0)); // bin 5: bins 0 and 1 fall out
+        r.add_spread(50, 10, 1.0); // bin 5: bins 0 and 1 fall out
         assert_eq!(r.total(), 2.0);
-        assert!(!r.add_spread(10, 10, 1.0), "bin 1 is older than the ring");
-        assert_eq!(r.sum(30, 60), 2.0);
+        assert_eq!(r.sum(0, 60), 2.0);
+        r.add_spread(10, 10, 1.0); // bin 1 is older than the ring: dropped
+        r.add_spread(40, 10, 0.5);
+        assert_eq!(r.total(), 2.5);
+        assert_eq!(r.sum(30, 60), 2.5);
+        assert_eq!(r.sum(40, 50), 0.5);
+        assert_eq!(r.values().iter().sum::<f32>(), 2.5);
     }
 
     #[test]
@@ -300,6 +358,7 @@ mod tests {
         });
         assert!(r2.restore(r.head(), &bytes));
         assert_eq!(r2.values(), r.values());
+        assert_eq!(r2.total(), 3.0);
     }
 
     #[test]

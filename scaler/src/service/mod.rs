@@ -8,6 +8,7 @@
 //! - [`validate`]: telemetry sample validation;
 //! - [`history`]: bounded tiered history per function;
 //! - [`engine`]: the in-memory state store, the tick, and the published snapshot;
+//! - [`pool`]: the shadow pool through which binned telemetry drives a policy;
 //! - [`store`]: persistence (Redis) of history, policy inputs and decisions;
 //! - [`grpc`]: the gRPC services; [`admin`]: `/metrics`, `/live`, `/ready`;
 //! - [`metrics`]: Prometheus metrics; [`server`]: spawning, shutdown, logging.
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod grpc;
 pub mod history;
 pub mod metrics;
+pub mod pool;
 pub mod proto;
 pub mod server;
 pub mod store;

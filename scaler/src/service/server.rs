@@ -228,6 +228,7 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
     ready.store(true, Ordering::Release);
     tracing::info!(%grpc_addr, %admin_addr, clock = ?cfg.clock, redis = store.is_some(), "prewarm serving");
 
+    let drain_timeout_ms = cfg.drain_timeout_ms;
     let engine_for_task = engine.clone();
     let task = tokio::spawn(async move {
         let engine = engine_for_task;
@@ -240,8 +241,26 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
                 .await;
         }
         let _ = drain_tx.send(true);
-        let grpc_res = grpc_task.await;
-        let _ = admin_task.await;
+        // Our own streams end on the drain signal; others (e.g. grpc.health.v1 Watch) would
+        // hold the server open, so the drain is bounded.
+        let drain = Duration::from_millis(drain_timeout_ms);
+        let mut grpc_task = grpc_task;
+        let grpc_res = match tokio::time::timeout(drain, &mut grpc_task).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = drain_timeout_ms,
+                    "drain timeout: closing the remaining gRPC streams"
+                );
+                grpc_task.abort();
+                let _ = grpc_task.await;
+                Ok(Ok(()))
+            }
+        };
+        let mut admin_task = admin_task;
+        if tokio::time::timeout(drain, &mut admin_task).await.is_err() {
+            admin_task.abort();
+        }
         if let Some(t) = tick_task {
             let _ = t.await;
         }
