@@ -22,6 +22,8 @@ pub struct RunOptions {
     pub capacity_gb: Option<f64>,
     /// Record a per-minute timeline of this function id.
     pub timeline: Option<String>,
+    /// Keep per-function results ([`RunOutput::functions`]).
+    pub per_function: bool,
 }
 
 /// Why a run stopped early.
@@ -64,6 +66,26 @@ pub struct RunOutput {
     pub report: Report,
     /// Timeline of the `--timeline` function under each policy (policy label, timeline).
     pub timelines: Vec<(String, Timeline)>,
+    /// Per-function results of every reported policy, policy-major (empty unless
+    /// [`RunOptions::per_function`]).
+    pub functions: Vec<FunctionRow>,
+}
+
+/// The outcome of one policy on one function.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FunctionRow {
+    /// Policy label.
+    pub policy: String,
+    /// Function id.
+    pub function: String,
+    /// Invocations.
+    pub invocations: u64,
+    /// Cold starts.
+    pub cold_starts: u64,
+    /// Wasted memory time, GB·s.
+    pub wasted_memory_gb_s: f64,
+    /// Pre-warm loads.
+    pub prewarms: u64,
 }
 
 fn spec_of(meta: &FunctionMeta, sim: &SimConfig) -> FunctionSpec {
@@ -248,6 +270,23 @@ pub fn simulate(
     if baseline.is_some() {
         results.pop();
     }
+    let functions = if opts.per_function {
+        runs.iter()
+            .take(policies.len())
+            .flat_map(|r| {
+                r.sims.iter().zip(&metas).map(|(sim, meta)| FunctionRow {
+                    policy: r.factory.label().to_string(),
+                    function: meta.id.clone(),
+                    invocations: sim.stats.invocations,
+                    cold_starts: sim.stats.cold_starts,
+                    wasted_memory_gb_s: waste_gb_s(sim.stats.idle_ms, meta.memory_mb),
+                    prewarms: sim.stats.prewarms,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let invocations = results.first().map(|r| r.invocations).unwrap_or(0);
     Ok(RunOutput {
         report: Report {
@@ -266,7 +305,13 @@ pub fn simulate(
             sweep: Vec::new(),
         },
         timelines,
+        functions,
     })
+}
+
+/// Idle milliseconds of instances of `memory_mb` as GB·s (GB = MB / 1024).
+fn waste_gb_s(idle_ms: u64, memory_mb: f64) -> f64 {
+    idle_ms as f64 * memory_mb / 1000.0 / 1024.0
 }
 
 /// Whether a label is a fixed 10-minute keep-alive.
@@ -339,7 +384,7 @@ fn summarise(
     wall: f64,
 ) -> PolicyResult {
     let mut total = FnStats::default();
-    let mut waste_mb_ms = 0.0;
+    let mut waste = 0.0;
     let mut pct = Vec::new();
     for (sim, meta) in sims.iter().zip(metas) {
         let s = sim.stats;
@@ -349,7 +394,7 @@ fn summarise(
         total.evictions += s.evictions;
         total.overflows += s.overflows;
         total.events += s.events;
-        waste_mb_ms += s.idle_ms as f64 * meta.memory_mb;
+        waste += waste_gb_s(s.idle_ms, meta.memory_mb);
         if s.invocations > 0 {
             pct.push(100.0 * s.cold_starts as f64 / s.invocations as f64);
         }
@@ -375,7 +420,7 @@ fn summarise(
             p90: percentile(&pct, 0.90),
             mean,
         },
-        wasted_memory_gb_s: waste_mb_ms / 1000.0 / 1024.0,
+        wasted_memory_gb_s: waste,
         wasted_memory_vs_fixed10: None,
         latency_ms: Latency {
             p50: latency.quantile(0.50),

@@ -56,6 +56,10 @@ pub struct Args {
     /// plot.
     #[arg(long)]
     pub sweep: bool,
+    /// Write per-function results (policy, function, invocations, cold starts, wasted GB·s,
+    /// pre-warms) as CSV to this file.
+    #[arg(long)]
+    pub per_function: Option<PathBuf>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -175,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         capacity_gb: args.capacity_gb,
         timeline: args.timeline.clone(),
+        per_function: args.per_function.is_some(),
     };
     let progress = Bar(bar);
     let out = run::simulate(
@@ -211,6 +216,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    if let Some(path) = &args.per_function {
+        write_per_function(path, &out.functions)?;
+        eprintln!("wrote {}", path.display());
+    }
     if let Some(path) = &args.plot {
         match &args.timeline {
             Some(f) => prewarm_simulator::plot::timeline(f, &out.timelines, path)?,
@@ -219,4 +228,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Writes per-function rows as CSV.
+fn write_per_function(path: &Path, rows: &[run::FunctionRow]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(
+        w,
+        "policy,function,invocations,cold_starts,wasted_memory_gb_s,prewarms"
+    )?;
+    for r in rows {
+        writeln!(
+            w,
+            "{},{},{},{},{:.3},{}",
+            r.policy, r.function, r.invocations, r.cold_starts, r.wasted_memory_gb_s, r.prewarms
+        )?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }

@@ -469,8 +469,10 @@ impl FunctionPolicy for PredictiveState {
         if !completion {
             // A pre-warm finished loading: hold it for the plan; a rate-target pre-warm is held
             // for two ticks (the target's newsvendor horizon) and renewed by the next target.
+            // Only a load the plan itself started (at or after its load time) is held for the
+            // plan; a rate-target load finishing after a burst is not held through the gap.
             return match self.plan {
-                Some(p) if now < p.until => IdleAction::KeepUntil(p.until),
+                Some(p) if now >= p.load_at && now < p.until => IdleAction::KeepUntil(p.until),
                 _ => IdleAction::KeepUntil(now + 2 * self.cfg.tick_ms),
             };
         }
