@@ -116,7 +116,13 @@ fn timeline_plot_for_one_function() {
         .unwrap()
         .to_string();
     let out = bin()
-        .args(["simulate", "--policy", "fixed,reactive", "--timeline", &id])
+        .args([
+            "simulate",
+            "--policy",
+            "fixed,reactive,predictive",
+            "--timeline",
+            &id,
+        ])
         .arg("--plot")
         .arg(&svg)
         .arg("--json")
@@ -130,6 +136,38 @@ fn timeline_plot_for_one_function() {
     );
     let s = std::fs::read_to_string(&svg).unwrap();
     assert!(s.contains(&id[..12]) && s.contains("reactive"));
+    // Explained decisions: on stdout and in the JSON, with the idle window's inputs.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("decisions for {id} under predictive")),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["timeline"]["function"].as_str(), Some(id.as_str()));
+    let pols = v["timeline"]["policies"].as_array().unwrap();
+    assert_eq!(pols.len(), 3);
+    assert_eq!(pols[2]["policy"].as_str(), Some("predictive"));
+    let decisions = pols[2]["decisions"].as_array().unwrap();
+    let idle: Vec<&serde_json::Value> =
+        decisions.iter().filter(|d| d["idle"].is_object()).collect();
+    assert!(!idle.is_empty(), "predictive explains its idle windows");
+    for d in idle {
+        let w = &d["idle"];
+        let (from, until) = (
+            w["from_ms"].as_u64().unwrap(),
+            w["until_ms"].as_u64().unwrap(),
+        );
+        assert!(from <= until, "{w}");
+        let p = w["p_cold"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{w}");
+        assert!(d["target"].is_null());
+    }
+    // fixed plans no windows: its decisions carry no idle explanation.
+    assert!(pols[0]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["idle"].is_null()));
     let out = bin()
         .args(["simulate", "--timeline", "no-such-function"])
         .output()

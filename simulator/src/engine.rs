@@ -118,6 +118,9 @@ pub struct TimelineDecision {
     pub target: Option<u32>,
     /// Why.
     pub explain: prewarm_scaler::policy::Explain,
+    /// For an idle-time plan (`target` is `None`): the window and its inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<prewarm_scaler::policy::IdleExplain>,
 }
 
 /// The per-minute record of one function and its policy decisions.
@@ -541,7 +544,22 @@ impl FnSim {
         self.pool.idle += 1;
         let action = match keep {
             Some(k) => IdleAction::KeepUntil(k),
-            None => self.policy.on_idle(t, &self.pool),
+            None => {
+                let action = self.policy.on_idle(t, &self.pool);
+                if let Some(tl) = self.timeline.as_deref_mut() {
+                    if self.pool.in_flight == 0 {
+                        if let Some(e) = self.policy.explain_idle() {
+                            tl.decisions.push(TimelineDecision {
+                                at: t,
+                                target: None,
+                                explain: prewarm_scaler::policy::Explain::reason(e.reason),
+                                idle: Some(e),
+                            });
+                        }
+                    }
+                }
+                action
+            }
         };
         match action {
             IdleAction::KeepUntil(until) if until <= t => self.unload(i, t, cluster, mem_mb),
@@ -775,6 +793,7 @@ impl FnSim {
                     at: t,
                     target: Some(target),
                     explain: d.explain,
+                    idle: None,
                 });
             }
         }

@@ -5,7 +5,7 @@ use super::ExitError;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use prewarm_scaler::policy::{PolicyFactory, PolicySpec};
-use prewarm_simulator::engine::SimConfig;
+use prewarm_simulator::engine::{SimConfig, Timeline};
 use prewarm_simulator::run::{self, is_fixed10, Progress, RunError, RunOptions};
 use prewarm_simulator::trace::azure::{parse_days, AzureTrace};
 use std::io::IsTerminal;
@@ -211,8 +211,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     out.report.sweep = sweep;
     out.timelines.truncate(main_count);
     print!("{}", out.report.table());
+    if let Some(f) = &args.timeline {
+        print!("{}", decisions_table(f, &out.timelines));
+    }
     if let Some(path) = &args.json {
-        let body = serde_json::to_string_pretty(&out.report)?;
+        let mut value = serde_json::to_value(&out.report)?;
+        if let (Some(f), Some(obj)) = (&args.timeline, value.as_object_mut()) {
+            let policies: Vec<serde_json::Value> = out
+                .timelines
+                .iter()
+                .map(|(p, t)| serde_json::json!({"policy": p, "minutes": t.minutes, "decisions": t.decisions}))
+                .collect();
+            obj.insert(
+                "timeline".into(),
+                serde_json::json!({"function": f, "policies": policies}),
+            );
+        }
+        let body = serde_json::to_string_pretty(&value)?;
         std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
@@ -249,4 +264,72 @@ fn write_per_function(path: &Path, rows: &[run::FunctionRow]) -> anyhow::Result<
     }
     w.flush()
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Decisions shown per policy in the `--timeline` table (all of them go to `--json`).
+const TIMELINE_ROWS: usize = 25;
+
+/// The explained decisions of the `--timeline` function, per policy.
+fn decisions_table(function: &str, timelines: &[(String, Timeline)]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (policy, tl) in timelines {
+        let _ = writeln!(
+            out,
+            "\ndecisions for {function} under {policy} ({} recorded; --json has all):",
+            tl.decisions.len()
+        );
+        let _ = writeln!(
+            out,
+            "{:>12}  {:>6}  {:<18} inputs",
+            "time", "target", "reason"
+        );
+        for d in tl.decisions.iter().take(TIMELINE_ROWS) {
+            let target = d.target.map_or("-".to_string(), |t| t.to_string());
+            let reason = serde_json::to_value(d.explain.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let inputs = match &d.idle {
+                Some(w) if w.until_ms == 0 => format!(
+                    "idle window: unload (no window worth its memory; {} idle times)",
+                    w.samples
+                ),
+                Some(w) => format!(
+                    "idle window [{}, {}) after idle start, {} instance(s), P(cold) {:.3}, \
+                     E[idle held] {:.0} s, {} idle times",
+                    fmt_ms(w.from_ms),
+                    fmt_ms(w.until_ms),
+                    w.instances,
+                    w.p_cold,
+                    w.expected_idle_s,
+                    w.samples
+                ),
+                None => format!(
+                    "model {}, forecast {:.2}, quantile {:.3}, lead {}, unclipped {}",
+                    if d.explain.model.is_empty() {
+                        "-"
+                    } else {
+                        d.explain.model
+                    },
+                    d.explain.forecast,
+                    d.explain.quantile,
+                    fmt_ms(d.explain.lead_ms),
+                    d.explain.unclipped
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "{:>12}  {target:>6}  {reason:<18} {inputs}",
+                fmt_ms(d.at)
+            );
+        }
+    }
+    out
+}
+
+/// `h:mm:ss` for trace times and durations.
+fn fmt_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }

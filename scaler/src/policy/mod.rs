@@ -163,6 +163,26 @@ impl Explain {
     }
 }
 
+/// Why an idle instance is kept, unloaded or pre-warmed: the idle-time window a policy planned
+/// when its function went idle (times relative to the idle start).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IdleExplain {
+    /// Which rule made the plan.
+    pub reason: Reason,
+    /// Warm from (ms after the idle start; 0 = kept loaded).
+    pub from_ms: Millis,
+    /// Warm until (ms after the idle start); 0 with `from_ms` 0 = unloaded at once.
+    pub until_ms: Millis,
+    /// Estimated probability that the next arrival misses the window.
+    pub p_cold: f64,
+    /// Expected idle memory time held per instance, s.
+    pub expected_idle_s: f64,
+    /// Idle-time samples the window came from.
+    pub samples: u32,
+    /// Instances planned for the window.
+    pub instances: u32,
+}
+
 /// The answer to a tick.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decision {
@@ -189,6 +209,12 @@ pub trait FunctionPolicy: Send {
     /// A tick time the policy wants after its last `on_idle` (e.g. to pre-warm several
     /// instances ahead of a predicted burst). Drivers call it right after `on_idle`.
     fn wakeup(&mut self) -> Option<Millis> {
+        None
+    }
+
+    /// The idle-time plan behind the last [`FunctionPolicy::on_idle`] answer, for policies
+    /// that plan windows (drivers call it only when recording explanations).
+    fn explain_idle(&self) -> Option<IdleExplain> {
         None
     }
 }

@@ -21,7 +21,7 @@
 //! observed arrivals leave the forecast's bounds.
 
 use super::{
-    Decision, Explain, FunctionPolicy, FunctionSpec, IdleAction, Millis, Observation,
+    Decision, Explain, FunctionPolicy, FunctionSpec, IdleAction, IdleExplain, Millis, Observation,
     PolicyFactory, PoolView, Reason,
 };
 use std::collections::VecDeque;
@@ -499,6 +499,31 @@ impl FunctionPolicy for PredictiveState {
 
     fn wakeup(&mut self) -> Option<Millis> {
         self.wake.take()
+    }
+
+    fn explain_idle(&self) -> Option<IdleExplain> {
+        let end = self.last_end?;
+        let samples = self.idle_times.len() as u32;
+        Some(match (self.plan, self.window_cache.flatten()) {
+            (Some(p), w) if p.ready >= end => IdleExplain {
+                reason: p.reason,
+                from_ms: p.ready - end,
+                until_ms: p.until.saturating_sub(end),
+                p_cold: w.map_or(1.0, |w| w.p_cold),
+                expected_idle_s: w.map_or(0.0, |w| w.expected_idle_s),
+                samples,
+                instances: p.instances,
+            },
+            _ => IdleExplain {
+                reason: Reason::IdleHistogram,
+                from_ms: 0,
+                until_ms: 0,
+                p_cold: 1.0,
+                expected_idle_s: 0.0,
+                samples,
+                instances: 0,
+            },
+        })
     }
 
     fn on_tick(&mut self, now: Millis, obs: &Observation) -> Decision {
