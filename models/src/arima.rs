@@ -1,6 +1,7 @@
 //! Small ARIMA(p, d, 0) models fitted by least squares, used to forecast the next idle time of
 //! a function (the hybrid-histogram policy's out-of-bounds fallback).
 
+use crate::optim::eliminate;
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +136,7 @@ fn ols_ar(z: &[f64], p: usize) -> Option<(Vec<f64>, f64)> {
     for a in 1..k {
         xtx[a * k + a] += 1e-9 * (1.0 + xtx[a * k + a]);
     }
-    let beta = solve(&mut xtx, &mut xty, k)?;
+    let beta = eliminate(&mut xtx, &mut xty, k)?;
     let mut sse = 0.0;
     for t in p..z.len() {
         let mut pred = beta[0];
@@ -145,39 +146,6 @@ fn ols_ar(z: &[f64], p: usize) -> Option<(Vec<f64>, f64)> {
         sse += (z[t] - pred).powi(2);
     }
     Some((beta, sse / (z.len() - p) as f64))
-}
-
-/// Gaussian elimination with partial pivoting on a k×k system; `None` when singular.
-fn solve(a: &mut [f64], b: &mut [f64], k: usize) -> Option<Vec<f64>> {
-    for col in 0..k {
-        let piv =
-            (col..k).max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs()))?;
-        if a[piv * k + col].abs() < 1e-12 {
-            return None;
-        }
-        if piv != col {
-            for c in 0..k {
-                a.swap(piv * k + c, col * k + c);
-            }
-            b.swap(piv, col);
-        }
-        for r in col + 1..k {
-            let f = a[r * k + col] / a[col * k + col];
-            for c in col..k {
-                a[r * k + c] -= f * a[col * k + c];
-            }
-            b[r] -= f * b[col];
-        }
-    }
-    let mut x = vec![0.0; k];
-    for r in (0..k).rev() {
-        let mut s = b[r];
-        for c in r + 1..k {
-            s -= a[r * k + c] * x[c];
-        }
-        x[r] = s / a[r * k + r];
-    }
-    Some(x)
 }
 
 #[cfg(test)]

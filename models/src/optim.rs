@@ -91,6 +91,12 @@ pub fn solve(a: &mut [f64], b: &mut [f64], k: usize) -> Option<Vec<f64>> {
     for i in 0..k {
         a[i * k + i] += 1e-9 * (1.0 + a[i * k + i].abs());
     }
+    eliminate(a, b, k)
+}
+
+/// Gaussian elimination with partial pivoting on the k×k system `a x = b` (row-major), as
+/// given (no ridge). `None` when singular.
+pub fn eliminate(a: &mut [f64], b: &mut [f64], k: usize) -> Option<Vec<f64>> {
     for col in 0..k {
         let piv =
             (col..k).max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs()))?;
