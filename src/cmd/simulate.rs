@@ -286,10 +286,7 @@ fn decisions_table(function: &str, timelines: &[(String, Timeline)]) -> String {
         );
         for d in tl.decisions.iter().take(TIMELINE_ROWS) {
             let target = d.target.map_or("-".to_string(), |t| t.to_string());
-            let reason = serde_json::to_value(d.explain.reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let reason = d.explain.reason.label();
             let inputs = match &d.idle {
                 Some(w) if w.until_ms == 0 => format!(
                     "idle window: unload (no window worth its memory; {} idle times)",

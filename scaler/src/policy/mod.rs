@@ -132,6 +132,25 @@ pub enum Reason {
     Guardrail,
 }
 
+impl Reason {
+    /// The kebab-case label used in APIs, metrics and reports (the serde name).
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::FixedKeepAlive => "fixed-keep-alive",
+            Reason::NoKeepAlive => "no-keep-alive",
+            Reason::IdleHistogram => "idle-histogram",
+            Reason::Warmup => "warmup",
+            Reason::IdleForecast => "idle-forecast",
+            Reason::ReactiveStable => "reactive-stable",
+            Reason::ReactivePanic => "reactive-panic",
+            Reason::ScaleToZero => "scale-to-zero",
+            Reason::RateForecast => "rate-forecast",
+            Reason::AnomalyFallback => "anomaly-fallback",
+            Reason::Guardrail => "guardrail",
+        }
+    }
+}
+
 /// The explanation attached to a tick decision.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Explain {
@@ -243,4 +262,29 @@ pub enum PolicyError {
         /// What is wrong.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    #[test]
+    fn reason_labels_are_the_serde_names() {
+        for r in [
+            Reason::FixedKeepAlive,
+            Reason::NoKeepAlive,
+            Reason::IdleHistogram,
+            Reason::Warmup,
+            Reason::IdleForecast,
+            Reason::ReactiveStable,
+            Reason::ReactivePanic,
+            Reason::ScaleToZero,
+            Reason::RateForecast,
+            Reason::AnomalyFallback,
+            Reason::Guardrail,
+        ] {
+            let serde = serde_json::to_value(r).unwrap();
+            assert_eq!(serde.as_str(), Some(r.label()));
+        }
+    }
 }

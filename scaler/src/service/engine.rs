@@ -20,7 +20,7 @@ use super::validate::{
     check_function_id, check_sample, RejectReason, Rejected, EVENT_FUTURE_MS, WALL_FUTURE_MS,
 };
 use super::ServiceError;
-use crate::policy::{FunctionPolicy, FunctionSpec, Millis, PolicyFactory, PolicySpec, Reason};
+use crate::policy::{FunctionPolicy, FunctionSpec, Millis, PolicyFactory, PolicySpec};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -75,23 +75,6 @@ impl DecisionRecord {
             decided_at_ms: now,
             version: 1,
         }
-    }
-}
-
-/// Kebab-case label of a policy reason.
-pub fn reason_label(r: Reason) -> &'static str {
-    match r {
-        Reason::FixedKeepAlive => "fixed-keep-alive",
-        Reason::NoKeepAlive => "no-keep-alive",
-        Reason::IdleHistogram => "idle-histogram",
-        Reason::Warmup => "warmup",
-        Reason::IdleForecast => "idle-forecast",
-        Reason::ReactiveStable => "reactive-stable",
-        Reason::ReactivePanic => "reactive-panic",
-        Reason::ScaleToZero => "scale-to-zero",
-        Reason::RateForecast => "rate-forecast",
-        Reason::AnomalyFallback => "anomaly-fallback",
-        Reason::Guardrail => "guardrail",
     }
 }
 
@@ -729,7 +712,7 @@ impl Engine {
         };
         let ticks = st.pool.ticks;
         if ticks > st.ticks_counted {
-            let label = st.pool.explain.map_or("none", |e| reason_label(e.reason));
+            let label = st.pool.explain.map_or("none", |e| e.reason.label());
             self.metrics
                 .decisions
                 .with_label_values(&[label])

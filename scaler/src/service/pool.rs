@@ -366,9 +366,7 @@ impl ShadowPool {
     pub fn reason(&self) -> &'static str {
         match self.cause {
             Cause::Tick if self.clipped => "guardrail",
-            Cause::Tick => self
-                .explain
-                .map_or("no-data", |e| super::engine::reason_label(e.reason)),
+            Cause::Tick => self.explain.map_or("no-data", |e| e.reason.label()),
             Cause::Demand => "observed-demand",
             Cause::KeepAliveExpired => "keep-alive",
             Cause::PlannedPrewarm => "planned-prewarm",
