@@ -4,6 +4,7 @@
 //! argument and nothing in it reads a clock or does I/O. The network service is built on top of
 //! it behind the `service` feature.
 
+pub mod actuate;
 pub mod policy;
 #[cfg(feature = "service")]
 pub mod service;

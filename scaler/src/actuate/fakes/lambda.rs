@@ -1,0 +1,1 @@
+//! Loopback fake of the AWS Lambda provisioned-concurrency API.

@@ -1,0 +1,1 @@
+//! Knative actuator: min-scale on a Revision or PodAutoscaler through kube-rs.

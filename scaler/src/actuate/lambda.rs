@@ -1,0 +1,1 @@
+//! AWS Lambda actuator: provisioned concurrency through aws-sdk-lambda.

@@ -1,0 +1,1 @@
+//! The reconcile state machine for one actuated target (pure, time-injected).
