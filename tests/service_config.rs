@@ -37,8 +37,16 @@ fn bad_config_exits_64_naming_the_key_before_binding() {
             "function[0].max",
         ),
         (
-            "[[function]]\nid = \"f\"\ntarget = { kind = \"lambda\" }\n",
+            "[[function]]\nid = \"f\"\ntarget = { kind = \"openwhisk\" }\n",
             "function[0].target.kind",
+        ),
+        (
+            "[[function]]\nid = \"f\"\ntarget = { kind = \"lambda\", qualifier = \"live\" }\n",
+            "function[0].target.function",
+        ),
+        (
+            "[[function]]\nid = \"f\"\ntarget = { kind = \"lambda\", function = \"f\", qualifier = \"$LATEST\" }\n",
+            "function[0].target.qualifier",
         ),
     ];
     for (text, key) in cases {

@@ -131,6 +131,7 @@ async fn function_cap_functions_api_health_and_reflection() {
         max: 4,
         target: Some(pb::Target {
             kind: "keda".into(),
+            ..Default::default()
         }),
         ..Default::default()
     };

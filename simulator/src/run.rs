@@ -358,7 +358,7 @@ fn run_time_major(
             heap.push(Reverse((nt, k)));
         }
         steps += 1;
-        if steps % 65_536 == 0 && cancel.load(Ordering::Relaxed) {
+        if steps.is_multiple_of(65_536) && cancel.load(Ordering::Relaxed) {
             return Err(RunError::Interrupted);
         }
     }

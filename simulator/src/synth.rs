@@ -717,7 +717,7 @@ percentile_Average_99,percentile_Average_100\n",
                 line.push(b'\n');
                 dur.write(&line)?;
             }
-            if done % 256 == 0 {
+            if done.is_multiple_of(256) {
                 progress(SynthProgress {
                     done,
                     total,

@@ -2,6 +2,8 @@
 //! and validation into a [`ServiceConfig`]. Every error names the offending key.
 
 use super::ServiceError;
+use crate::actuate::reconcile::ReconcileConfig;
+use crate::actuate::TargetSpec;
 use crate::policy::{parse_duration_ms, Millis, PolicySpec};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -26,34 +28,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where a function's decisions go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TargetKind {
-    /// Answer KEDA external-scaler calls.
-    #[default]
-    Keda,
-}
-
-impl TargetKind {
-    /// The name used in config and the API.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            TargetKind::Keda => "keda",
-        }
-    }
-
-    /// Parses a target kind; `key` names the config key in the error.
-    pub fn parse(s: &str, key: &str) -> Result<Self, ServiceError> {
-        match s {
-            "keda" | "" => Ok(TargetKind::Keda),
-            _ => Err(ServiceError::config(
-                key,
-                format!("unknown target kind `{s}` (known: keda)"),
-            )),
-        }
-    }
-}
-
 /// A function's configuration (validated).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FunctionConfig {
@@ -65,8 +39,9 @@ pub struct FunctionConfig {
     pub min: u32,
     /// Highest desired count.
     pub max: u32,
-    /// Target kind name (`keda`).
-    pub target: String,
+    /// Where decisions go (KEDA pull, Knative min-scale, Lambda provisioned concurrency).
+    #[serde(deserialize_with = "target_compat")]
+    pub target: TargetSpec,
     /// Memory of one instance, MB (prices idle time in the predictive policy).
     #[serde(default = "default_memory_mb")]
     pub memory_mb: f64,
@@ -79,10 +54,44 @@ pub struct FunctionConfig {
     pub concurrency: u32,
 }
 
+/// Reads a target as a table, or as the bare kind name `"keda"` that earlier versions stored.
+fn target_compat<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TargetSpec, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Compat {
+        Kind(String),
+        Spec(TargetSpec),
+    }
+    match Compat::deserialize(d)? {
+        Compat::Spec(t) => Ok(t),
+        Compat::Kind(k) if k.is_empty() || k == "keda" => Ok(TargetSpec::Keda),
+        Compat::Kind(k) => Err(serde::de::Error::custom(format!(
+            "target `{k}` needs its table (kind, and the platform's fields)"
+        ))),
+    }
+}
+
+/// Validates a target; the error names `key.<field>`.
+pub fn check_target(key: &str, t: &TargetSpec) -> Result<(), ServiceError> {
+    t.validate()
+        .map_err(|(field, msg)| ServiceError::config(&format!("{key}.{field}"), msg))
+}
+
 /// Default memory of one instance, MB.
 pub const DEFAULT_MEMORY_MB: f64 = 256.0;
 /// Default time from a decision to a ready replica, ms.
 pub const DEFAULT_COLD_START_MS: Millis = 30_000;
+/// Default lead for Lambda targets, ms: provisioned concurrency takes minutes to allocate, so
+/// their decisions look further ahead.
+pub const DEFAULT_LAMBDA_LEAD_MS: Millis = 180_000;
+
+/// The default decision-to-ready lead for a target.
+pub fn default_lead_ms(t: &TargetSpec) -> Millis {
+    match t {
+        TargetSpec::Lambda(_) => DEFAULT_LAMBDA_LEAD_MS,
+        _ => DEFAULT_COLD_START_MS,
+    }
+}
 
 fn default_memory_mb() -> f64 {
     DEFAULT_MEMORY_MB
@@ -94,12 +103,22 @@ fn default_concurrency() -> u32 {
     1
 }
 
-/// `target = { kind = "keda" }` in a `[[function]]` table.
+/// The `[actuator]` table: how prewarm changes Knative and Lambda targets.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct TargetFile {
-    /// Target kind.
-    pub kind: String,
+pub struct ActuatorFile {
+    /// Compute, log and export what would be written, write nothing.
+    pub shadow: Option<bool>,
+    /// Fewest time between two writes to one target, e.g. `30s`.
+    pub min_interval: Option<String>,
+    /// First retry delay after an error, e.g. `1s`.
+    pub backoff_base: Option<String>,
+    /// Longest retry delay, e.g. `5m`.
+    pub backoff_max: Option<String>,
+    /// Re-read each target at least this often, e.g. `60s`.
+    pub resync: Option<String>,
+    /// Re-read interval while a platform change is in progress, e.g. `5s`.
+    pub poll: Option<String>,
 }
 
 /// A `[[function]]` table.
@@ -114,8 +133,10 @@ pub struct FunctionFile {
     pub min: Option<u32>,
     /// Highest desired count.
     pub max: Option<u32>,
-    /// Target.
-    pub target: Option<TargetFile>,
+    /// Target: `{ kind = "keda" }` (default), `{ kind = "knative", namespace, service |
+    /// revision, mode }` or `{ kind = "lambda", function, qualifier, region, ... }`.
+    /// (Kept as a TOML value so that errors name `function[i].target.<field>`.)
+    pub target: Option<toml::Value>,
     /// Memory of one instance, MB (default 256).
     pub memory_mb: Option<f64>,
     /// Time from a decision to a ready replica, e.g. `30s` (default).
@@ -162,6 +183,8 @@ pub struct RawConfig {
     pub warm_replay: Option<String>,
     /// Accept telemetry for unconfigured functions (registering them with the defaults).
     pub auto_register: Option<bool>,
+    /// `[actuator]` table.
+    pub actuator: Option<ActuatorFile>,
     /// `[[function]]` tables.
     #[serde(default, rename = "function")]
     pub functions: Vec<FunctionFile>,
@@ -206,6 +229,8 @@ pub struct ServiceConfig {
     pub auto_register: bool,
     /// Configured functions.
     pub functions: Vec<FunctionConfig>,
+    /// Actuator reconcile settings.
+    pub actuator: ReconcileConfig,
 }
 
 impl Default for ServiceConfig {
@@ -262,12 +287,10 @@ impl RawConfig {
                 "max_functions" => r.max_functions = Some(num(&v)?),
                 "max_batch" => r.max_batch = Some(num(&v)?),
                 "metrics_function_labels" => r.metrics_function_labels = Some(num(&v)?),
-                "auto_register" => {
-                    r.auto_register = Some(match v.as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => return Err(ServiceError::config(&k, "expected true or false")),
-                    })
+                "auto_register" => r.auto_register = Some(boolean(&k, &v)?),
+                "actuator_shadow" => {
+                    r.actuator.get_or_insert_with(ActuatorFile::default).shadow =
+                        Some(boolean(&k, &v)?)
                 }
                 // Other PREWARM_* variables (e.g. PREWARM_CONFIG) belong to the CLI.
                 _ => {}
@@ -300,6 +323,19 @@ impl RawConfig {
             auto_register
         );
         self.functions.extend(other.functions);
+        if let Some(o) = other.actuator {
+            let a = self.actuator.get_or_insert_with(ActuatorFile::default);
+            merge_fields!(
+                a,
+                o,
+                shadow,
+                min_interval,
+                backoff_base,
+                backoff_max,
+                resync,
+                poll
+            );
+        }
         self
     }
 
@@ -420,13 +456,27 @@ impl RawConfig {
                 ));
             }
             let target = match f.target {
-                None => TargetKind::Keda,
-                Some(t) => TargetKind::parse(&t.kind, &key("target.kind"))?,
+                None => TargetSpec::Keda,
+                Some(v) => v.try_into::<TargetSpec>().map_err(|e| {
+                    let msg = e.message().to_string();
+                    let field = if msg.contains("unknown variant") {
+                        "kind".to_string()
+                    } else {
+                        key_from_toml_error(&msg)
+                    };
+                    let field = if field == "config file" {
+                        String::new()
+                    } else {
+                        format!(".{field}")
+                    };
+                    ServiceError::config(&key(&format!("target{field}")), msg)
+                })?,
             };
+            check_target(&key("target"), &target)?;
             let memory_mb = f.memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
             check_memory(&key("memory_mb"), memory_mb)?;
             let cold_start_ms = match f.cold_start {
-                None => DEFAULT_COLD_START_MS,
+                None => default_lead_ms(&target),
                 Some(s) => parse_duration_ms(&s)
                     .map_err(|e| ServiceError::config(&key("cold_start"), e))?,
             };
@@ -443,7 +493,7 @@ impl RawConfig {
                 policy,
                 min,
                 max,
-                target: target.as_str().to_string(),
+                target,
                 memory_mb,
                 cold_start_ms,
                 concurrency,
@@ -458,7 +508,9 @@ impl RawConfig {
                 ),
             ));
         }
+        let actuator = validate_actuator(self.actuator.unwrap_or_default())?;
         Ok(ServiceConfig {
+            actuator,
             grpc_addr,
             admin_addr,
             redis_url: self.redis_url,
@@ -479,6 +531,47 @@ impl RawConfig {
             functions,
         })
     }
+}
+
+fn boolean(key: &str, v: &str) -> Result<bool, ServiceError> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ServiceError::config(key, "expected true or false")),
+    }
+}
+
+fn validate_actuator(a: ActuatorFile) -> Result<ReconcileConfig, ServiceError> {
+    let d = ReconcileConfig::default();
+    let dur = |key: &str, v: Option<String>, d: Millis| -> Result<Millis, ServiceError> {
+        let ms = match v {
+            None => d,
+            Some(s) => parse_duration_ms(&s)
+                .map_err(|e| ServiceError::config(&format!("actuator.{key}"), e))?,
+        };
+        if ms == 0 || ms > 3_600_000 {
+            return Err(ServiceError::config(
+                &format!("actuator.{key}"),
+                "must be within 1ms..=1h",
+            ));
+        }
+        Ok(ms)
+    };
+    let c = ReconcileConfig {
+        shadow: a.shadow.unwrap_or(false),
+        min_interval_ms: dur("min_interval", a.min_interval, d.min_interval_ms)?,
+        backoff_base_ms: dur("backoff_base", a.backoff_base, d.backoff_base_ms)?,
+        backoff_max_ms: dur("backoff_max", a.backoff_max, d.backoff_max_ms)?,
+        resync_ms: dur("resync", a.resync, d.resync_ms)?,
+        poll_ms: dur("poll", a.poll, d.poll_ms)?,
+    };
+    if c.backoff_max_ms < c.backoff_base_ms {
+        return Err(ServiceError::config(
+            "actuator.backoff_max",
+            "must be at least actuator.backoff_base",
+        ));
+    }
+    Ok(c)
 }
 
 /// Checks an instance memory size (1 MB ..= 1 TB); the error names `key`.
@@ -580,6 +673,61 @@ mod tests {
         assert_eq!(err_key(bad.validate()), "function[0].memory_mb");
         let bad = RawConfig::from_toml("decision_interval = \"15s\"").unwrap();
         assert_eq!(err_key(bad.validate()), "decision_interval");
+    }
+
+    #[test]
+    fn actuated_targets_validate_and_lambda_looks_further_ahead() {
+        let c = RawConfig::from_toml(
+            r#"
+            [actuator]
+            shadow = true
+            min_interval = "1m"
+            [[function]]
+            id = "kn"
+            target = { kind = "knative", namespace = "default", service = "hello" }
+            [[function]]
+            id = "lam"
+            target = { kind = "lambda", function = "checkout", qualifier = "live", max_concurrency = 50 }
+            "#,
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(c.actuator.shadow);
+        assert_eq!(c.actuator.min_interval_ms, 60_000);
+        assert_eq!(c.functions[0].target.kind(), "knative");
+        assert_eq!(c.functions[0].cold_start_ms, DEFAULT_COLD_START_MS);
+        assert_eq!(c.functions[1].cold_start_ms, DEFAULT_LAMBDA_LEAD_MS);
+
+        let bad = |t: &str| {
+            let text = format!("[[function]]\nid = \"f\"\ntarget = {t}\n");
+            err_key(RawConfig::from_toml(&text).unwrap().validate())
+        };
+        assert_eq!(
+            bad(r#"{ kind = "lambda", function = "f", qualifier = "$LATEST" }"#),
+            "function[0].target.qualifier"
+        );
+        assert_eq!(
+            bad(r#"{ kind = "knative", namespace = "Default", service = "s" }"#),
+            "function[0].target.namespace"
+        );
+        assert_eq!(
+            bad(r#"{ kind = "knative", namespace = "d" }"#),
+            "function[0].target.service"
+        );
+        let bad =
+            RawConfig::from_toml("[actuator]\nbackoff_base = \"10s\"\nbackoff_max = \"1s\"\n")
+                .unwrap();
+        assert_eq!(err_key(bad.validate()), "actuator.backoff_max");
+        let env = RawConfig::from_env([("PREWARM_ACTUATOR_SHADOW".into(), "1".into())]).unwrap();
+        assert!(
+            RawConfig::default()
+                .merge(env)
+                .validate()
+                .unwrap()
+                .actuator
+                .shadow
+        );
     }
 
     #[test]

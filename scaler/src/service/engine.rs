@@ -341,7 +341,7 @@ impl Engine {
             policy: String::new(),
             min: 0,
             max: self.cfg.default_max,
-            target: "keda".into(),
+            target: crate::actuate::TargetSpec::Keda,
             memory_mb: super::config::DEFAULT_MEMORY_MB,
             cold_start_ms: super::config::DEFAULT_COLD_START_MS,
             concurrency: 1,
@@ -359,14 +359,11 @@ impl Engine {
                 c.id, c.min, c.max
             )));
         }
-        if c.target.is_empty() {
-            c.target = "keda".into();
-        }
         if c.memory_mb == 0.0 {
             c.memory_mb = super::config::DEFAULT_MEMORY_MB;
         }
         if c.cold_start_ms == 0 {
-            c.cold_start_ms = super::config::DEFAULT_COLD_START_MS;
+            c.cold_start_ms = super::config::default_lead_ms(&c.target);
         }
         if c.concurrency == 0 {
             c.concurrency = 1;
@@ -375,8 +372,7 @@ impl Engine {
             |e: ServiceError| ServiceError::InvalidArgument(format!("function `{}`: {e}", c.id));
         super::config::check_memory("memory_mb", c.memory_mb).map_err(bad)?;
         super::config::check_cold_start("cold_start_ms", c.cold_start_ms).map_err(bad)?;
-        super::config::TargetKind::parse(&c.target, "target.kind")
-            .map_err(|e| ServiceError::InvalidArgument(e.to_string()))?;
+        super::config::check_target("target", &c.target).map_err(bad)?;
         self.factory(self.effective_policy(c))?;
         Ok(())
     }

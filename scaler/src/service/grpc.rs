@@ -2,10 +2,12 @@
 //! `externalscaler.ExternalScaler`. Every read is answered from the published snapshot; only
 //! ingestion (which may run the event-clock tick) does work, on a blocking thread.
 
+use super::actuator::TargetRecord;
 use super::config::{ClockMode, FunctionConfig};
 use super::engine::{DecisionRecord, Engine, IngestOutcome};
 use super::proto::externalscaler as ks;
 use super::proto::prewarm::v1 as pb;
+use crate::actuate::{KnativeMode, KnativeTarget, LambdaTarget, TargetSpec};
 use crate::policy::Millis;
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -36,6 +38,8 @@ pub struct Shared {
     /// Ingestion batches processed at once (cores - 1, at least 1), so that reads (KEDA,
     /// decisions) always find a core.
     pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// Status of the actuated (Knative, Lambda) targets.
+    pub actuators: Arc<super::actuator::Actuators>,
 }
 
 /// The number of ingestion batches processed at once: one less than the cores, at least 1.
@@ -86,12 +90,101 @@ fn config_to_pb(c: &FunctionConfig) -> pb::FunctionConfig {
         policy: c.policy.clone(),
         min: c.min,
         max: c.max,
-        target: Some(pb::Target {
-            kind: c.target.clone(),
-        }),
+        target: Some(target_to_pb(&c.target)),
         memory_mb: c.memory_mb,
         cold_start_ms: c.cold_start_ms,
         concurrency: c.concurrency,
+    }
+}
+
+fn target_to_pb(t: &TargetSpec) -> pb::Target {
+    let mut p = pb::Target {
+        kind: t.kind().to_string(),
+        ..pb::Target::default()
+    };
+    match t {
+        TargetSpec::Keda => {}
+        TargetSpec::Knative(k) => {
+            p.namespace = k.namespace.clone();
+            p.service = k.service.clone().unwrap_or_default();
+            p.revision = k.revision.clone().unwrap_or_default();
+            p.mode = match k.mode {
+                KnativeMode::Revision => "revision",
+                KnativeMode::Podautoscaler => "podautoscaler",
+            }
+            .to_string();
+        }
+        TargetSpec::Lambda(l) => {
+            p.function = l.function.clone();
+            p.qualifier = l.qualifier.clone();
+            p.region = l.region.clone().unwrap_or_default();
+            p.max_concurrency = l.max_concurrency.unwrap_or(0);
+            p.max_gbs_per_hour = l.max_gbs_per_hour.unwrap_or(0.0);
+        }
+    }
+    p
+}
+
+fn target_from_pb(t: Option<pb::Target>) -> Result<TargetSpec, Status> {
+    let Some(t) = t else {
+        return Ok(TargetSpec::Keda);
+    };
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    let spec = match t.kind.as_str() {
+        "" | "keda" => TargetSpec::Keda,
+        "knative" => TargetSpec::Knative(KnativeTarget {
+            namespace: t.namespace,
+            service: some(t.service),
+            revision: some(t.revision),
+            mode: match t.mode.as_str() {
+                "" | "revision" => KnativeMode::Revision,
+                "podautoscaler" => KnativeMode::Podautoscaler,
+                m => {
+                    return Err(Status::invalid_argument(format!(
+                        "target.mode `{m}`: use revision or podautoscaler"
+                    )))
+                }
+            },
+        }),
+        "lambda" => TargetSpec::Lambda(LambdaTarget {
+            function: t.function,
+            qualifier: t.qualifier,
+            region: some(t.region),
+            max_concurrency: (t.max_concurrency > 0).then_some(t.max_concurrency),
+            max_gbs_per_hour: (t.max_gbs_per_hour != 0.0).then_some(t.max_gbs_per_hour),
+        }),
+        k => {
+            return Err(Status::invalid_argument(format!(
+                "target.kind `{k}`: use keda, knative or lambda"
+            )))
+        }
+    };
+    Ok(spec)
+}
+
+fn target_status_to_pb(r: &TargetRecord) -> pb::TargetStatus {
+    let s = &r.status;
+    let o = s.observed.clone().unwrap_or_default();
+    pb::TargetStatus {
+        function_id: r.function_id.clone(),
+        kind: r.kind.to_string(),
+        description: r.description.clone(),
+        shadow: s.shadow,
+        desired: s.desired,
+        target: s.target,
+        guardrail: s.guardrail.clone().unwrap_or_default(),
+        observed_requested: o.requested,
+        observed_ready: o.ready,
+        observed_in_progress: o.in_progress,
+        observed_detail: o.detail,
+        last_applied: s.last_applied.unwrap_or(0),
+        last_applied_ms: s.last_applied_at_ms.unwrap_or(0) as i64,
+        last_error: s.last_error.clone().unwrap_or_default(),
+        last_error_ms: s.last_error_at_ms.unwrap_or(0) as i64,
+        next_attempt_ms: s.next_attempt_ms as i64,
+        consecutive_failures: s.consecutive_failures,
+        applies: s.applies,
+        errors: s.errors,
     }
 }
 
@@ -102,7 +195,7 @@ fn config_from_pb(c: Option<pb::FunctionConfig>) -> Result<FunctionConfig, Statu
         policy: c.policy,
         min: c.min,
         max: c.max,
-        target: c.target.map(|t| t.kind).unwrap_or_default(),
+        target: target_from_pb(c.target)?,
         memory_mb: c.memory_mb,
         cold_start_ms: c.cold_start_ms,
         concurrency: c.concurrency,
@@ -375,6 +468,33 @@ impl pb::functions_server::Functions for FunctionsService {
             backtest_mase: f64::NAN,
             tier_totals: m.tier_totals,
         }))
+    }
+
+    async fn get_target_status(
+        &self,
+        req: Request<pb::GetTargetStatusRequest>,
+    ) -> Result<Response<pb::TargetStatus>, Status> {
+        let id = req.into_inner().id;
+        let r = self.0.actuators.get(&id).ok_or_else(|| {
+            Status::not_found(format!(
+                "function `{id}` has no actuated (knative / lambda) target"
+            ))
+        })?;
+        Ok(Response::new(target_status_to_pb(&r)))
+    }
+
+    async fn list_target_status(
+        &self,
+        _req: Request<pb::ListTargetStatusRequest>,
+    ) -> Result<Response<pb::ListTargetStatusResponse>, Status> {
+        let targets = self
+            .0
+            .actuators
+            .list()
+            .iter()
+            .map(target_status_to_pb)
+            .collect();
+        Ok(Response::new(pb::ListTargetStatusResponse { targets }))
     }
 }
 

@@ -224,7 +224,7 @@ impl Ring {
     /// Restores a ring from stored values (a shorter run is zero-padded, as Redis `SETRANGE`
     /// leaves it); false (ring left as it was) if there are too many bytes or a partial value.
     pub fn restore(&mut self, head: Option<u64>, bytes: &[u8]) -> bool {
-        if bytes.len() > self.vals.len() * 4 || bytes.len() % 4 != 0 {
+        if bytes.len() > self.vals.len() * 4 || !bytes.len().is_multiple_of(4) {
             return false;
         }
         self.vals.iter_mut().for_each(|v| *v = 0.0);

@@ -35,6 +35,14 @@ pub struct Metrics {
     pub redis_flush_seconds: Histogram,
     /// KEDA external-scaler calls, by method.
     pub keda_calls: IntCounterVec,
+    /// Actuator platform calls, by target kind, operation and outcome.
+    pub actuator_calls: IntCounterVec,
+    /// Actuator writes (shadow mode: writes it would have made), by target kind and mode.
+    pub actuator_writes: IntCounterVec,
+    /// Actuated targets whose last platform call failed.
+    pub actuator_failing: IntGauge,
+    /// Per actuated target (capped label set): desired (after guardrails) and observed values.
+    pub actuator_value: IntGaugeVec,
     label_cap: usize,
     labelled: Mutex<HashSet<String>>,
 }
@@ -141,6 +149,43 @@ impl Metrics {
                     &["method"],
                 )?,
             ),
+            actuator_calls: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "prewarm_actuator_calls_total",
+                        "Platform API calls of the actuators",
+                    ),
+                    &["kind", "op", "outcome"],
+                )?,
+            ),
+            actuator_writes: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "prewarm_actuator_writes_total",
+                        "Actuator writes (mode=shadow: computed, not written)",
+                    ),
+                    &["kind", "mode"],
+                )?,
+            ),
+            actuator_failing: reg(
+                &r,
+                IntGauge::new(
+                    "prewarm_actuator_targets_failing",
+                    "Actuated targets whose last platform call failed",
+                )?,
+            ),
+            actuator_value: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "prewarm_actuator_target_value",
+                        "Per actuated target: desired (after guardrails) and observed values",
+                    ),
+                    &["function", "state"],
+                )?,
+            ),
             label_cap,
             labelled: Mutex::new(HashSet::new()),
             registry: r,
@@ -151,21 +196,42 @@ impl Metrics {
         Ok(m)
     }
 
-    /// Sets the per-function desired gauge if the function has (or may get) a label.
-    pub fn set_function_desired(&self, id: &str, desired: u32) {
+    /// True when `id` has (or now gets) its own label under the cap.
+    fn labelled(&self, id: &str) -> bool {
         let Ok(mut set) = self.labelled.lock() else {
-            return;
+            return false;
         };
         if !set.contains(id) {
             if set.len() >= self.label_cap {
                 self.labels_dropped.inc();
-                return;
+                return false;
             }
             set.insert(id.to_string());
         }
-        self.function_desired
-            .with_label_values(&[id])
-            .set(desired as i64);
+        true
+    }
+
+    /// Sets the per-function desired gauge if the function has (or may get) a label.
+    pub fn set_function_desired(&self, id: &str, desired: u32) {
+        if self.labelled(id) {
+            self.function_desired
+                .with_label_values(&[id])
+                .set(desired as i64);
+        }
+    }
+
+    /// Sets an actuated target's desired and observed gauges (under the label cap).
+    pub fn set_actuator_values(&self, id: &str, target: u32, observed: Option<u32>) {
+        if self.labelled(id) {
+            self.actuator_value
+                .with_label_values(&[id, "target"])
+                .set(target as i64);
+            if let Some(o) = observed {
+                self.actuator_value
+                    .with_label_values(&[id, "observed"])
+                    .set(o as i64);
+            }
+        }
     }
 
     /// Drops a deleted function's label.
@@ -173,6 +239,8 @@ impl Metrics {
         if let Ok(mut set) = self.labelled.lock() {
             if set.remove(id) {
                 let _ = self.function_desired.remove_label_values(&[id]);
+                let _ = self.actuator_value.remove_label_values(&[id, "target"]);
+                let _ = self.actuator_value.remove_label_values(&[id, "observed"]);
             }
         }
     }

@@ -11,12 +11,14 @@
 //! - [`pool`]: the shadow pool through which binned telemetry drives a policy;
 //! - [`store`]: persistence (Redis) of history, policy inputs and decisions;
 //! - [`grpc`]: the gRPC services; [`admin`]: `/metrics`, `/live`, `/ready`;
-//! - [`metrics`]: Prometheus metrics; [`server`]: spawning, shutdown, logging.
+//! - [`metrics`]: Prometheus metrics; [`server`]: spawning, shutdown, logging;
+//! - [`actuator`]: the tasks that write Knative min-scale and Lambda provisioned concurrency.
 //!
 //! Answers for KEDA: a function that is unknown or has no data yet gets `desired = min` of its
 //! configuration (0 when unconfigured) and `IsActive = false`, so KEDA keeps polling and the
 //! HPA keeps its minimum.
 
+pub mod actuator;
 pub mod admin;
 pub mod config;
 pub mod engine;

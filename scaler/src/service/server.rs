@@ -2,6 +2,7 @@
 //! the wall-clock tick and the Redis flush loops, and shuts down in order (health NOT_SERVING,
 //! drain in-flight RPCs and end streams, final flush to Redis).
 
+use super::actuator::{self, Actuators};
 use super::admin::{self, AdminState};
 use super::config::{ClockMode, LogFormat, ServiceConfig};
 use super::engine::Engine;
@@ -47,6 +48,7 @@ pub struct ServiceHandle {
     /// Bound admin HTTP address.
     pub admin_addr: SocketAddr,
     engine: Arc<Engine>,
+    actuators: Arc<Actuators>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), ServiceError>>,
 }
@@ -55,6 +57,11 @@ impl ServiceHandle {
     /// The engine (for in-process inspection, benches and tests).
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The status of the actuated (Knative, Lambda) targets.
+    pub fn actuators(&self) -> &Arc<Actuators> {
+        &self.actuators
     }
 
     /// Shuts down in order and waits for it: health NOT_SERVING, drain, final Redis flush.
@@ -148,10 +155,12 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let (drain_tx, drain_rx) = watch::channel(false);
+    let actuators = Arc::new(Actuators::default());
     let shared = Shared {
         engine: engine.clone(),
         draining: drain_rx.clone(),
         ingest_permits: Arc::new(tokio::sync::Semaphore::new(grpc::ingest_parallelism())),
+        actuators: actuators.clone(),
     };
     let (health, health_svc) = tonic_health::server::health_reporter();
     for name in SERVICE_NAMES.iter().chain([""].iter()) {
@@ -225,6 +234,13 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
             }
         })
     });
+    let actuator_task = actuator::spawn(
+        engine.clone(),
+        actuators.clone(),
+        cfg.actuator.clone(),
+        cfg.clock,
+        drain_rx.clone(),
+    );
     ready.store(true, Ordering::Release);
     tracing::info!(%grpc_addr, %admin_addr, clock = ?cfg.clock, redis = store.is_some(), "prewarm serving");
 
@@ -264,6 +280,7 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         if let Some(t) = tick_task {
             let _ = t.await;
         }
+        let _ = actuator_task.await;
         if let Some(t) = flush_task {
             let _ = t.await;
         }
@@ -287,6 +304,7 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         grpc_addr,
         admin_addr,
         engine,
+        actuators,
         stop: stop_tx,
         task,
     })
