@@ -1204,16 +1204,7 @@ fn verify_sigv4(
         canonical_headers.push_str(&values.join(","));
         canonical_headers.push('\n');
     }
-    let mut pairs: Vec<(String, String)> = query_pairs(query)
-        .into_iter()
-        .map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false)))
-        .collect();
-    pairs.sort();
-    let canonical_query = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    let canonical_query = canonical_query(query);
     let canonical_path = if path.is_empty() {
         "/".to_string()
     } else {
@@ -1223,18 +1214,7 @@ fn verify_sigv4(
         "{method}\n{canonical_path}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{}",
         sha256_hex(body)
     );
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{scope_region}/{service}/aws4_request\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    );
-    let k_date = hmac_sha256(
-        format!("AWS4{SECRET_ACCESS_KEY}").as_bytes(),
-        date.as_bytes(),
-    );
-    let k_region = hmac_sha256(&k_date, scope_region.as_bytes());
-    let k_service = hmac_sha256(&k_region, service.as_bytes());
-    let k_signing = hmac_sha256(&k_service, b"aws4_request");
-    let expected = hex(&hmac_sha256(&k_signing, string_to_sign.as_bytes()));
+    let expected = sigv4_signature(amz_date, date, scope_region, service, &canonical_request);
     if !constant_time_eq(expected.as_bytes(), signature.as_bytes()) {
         return Err(invalid_signature(
             "The request signature we calculated does not match the signature you provided. \
@@ -1340,101 +1320,68 @@ fn lambda_date(t: SystemTime) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104), for the signature check only.
-
-const K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-];
+// SHA-256 and HMAC-SHA256 (RustCrypto's sha2 / hmac), and the SigV4 steps shared by the
+// verifier and `sign_raw`.
 
 /// SHA-256 of `data`.
 fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    let mut msg = data.to_vec();
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_be_bytes());
-    for block in msg.chunks_exact(64) {
-        let mut w = [0u32; 64];
-        for (i, word) in block.chunks_exact(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..64 {
-            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[i - 7])
-                .wrapping_add(s1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
-        for i in 0..64 {
-            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = hh
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[i])
-                .wrapping_add(w[i]);
-            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            hh = g;
-            g = f;
-            f = e;
-            e = d.wrapping_add(t1);
-            d = c;
-            c = b;
-            b = a;
-            a = t1.wrapping_add(t2);
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    let mut out = [0u8; 32];
-    for (chunk, word) in out.chunks_exact_mut(4).zip(h) {
-        chunk.copy_from_slice(&word.to_be_bytes());
-    }
-    out
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
 }
 
 /// HMAC-SHA256 of `msg` under `key`.
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&sha256(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Vec::with_capacity(64 + msg.len());
-    inner.extend(k.iter().map(|b| b ^ 0x36));
-    inner.extend_from_slice(msg);
-    let inner_hash = sha256(&inner);
-    let mut outer = Vec::with_capacity(96);
-    outer.extend(k.iter().map(|b| b ^ 0x5c));
-    outer.extend_from_slice(&inner_hash);
-    sha256(&outer)
+    use hmac::{KeyInit, Mac};
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
+}
+
+/// The canonical query string of SigV4: each name and value URI-encoded, pairs sorted.
+fn canonical_query(query: &str) -> String {
+    let mut pairs: Vec<(String, String)> = query_pairs(query)
+        .into_iter()
+        .map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false)))
+        .collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The SigV4 signature (lowercase hex) of `canonical_request` with [`SECRET_ACCESS_KEY`], for
+/// the scope `date/region/service/aws4_request`.
+fn sigv4_signature(
+    amz_date: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+    canonical_request: &str,
+) -> String {
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
+        sha256_hex(canonical_request.as_bytes())
+    );
+    let k_date = hmac_sha256(
+        format!("AWS4{SECRET_ACCESS_KEY}").as_bytes(),
+        date.as_bytes(),
+    );
+    let k_region = hmac_sha256(&k_date, region.as_bytes());
+    let k_service = hmac_sha256(&k_region, service.as_bytes());
+    let k_signing = hmac_sha256(&k_service, b"aws4_request");
+    hex(&hmac_sha256(&k_signing, string_to_sign.as_bytes()))
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Lowercase hex SHA-256 of `data` (the fake's own implementation, public so tests can check it
-/// against the published vectors).
+/// Lowercase hex SHA-256 of `data` (public so tests can check it against the published vectors).
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&sha256(data))
 }
@@ -1459,33 +1406,13 @@ pub fn sign_raw(
 ) -> (String, String) {
     let amz_date = amz_basic(now_secs);
     let date = &amz_date[..8];
-    let mut pairs: Vec<(String, String)> = query_pairs(query)
-        .into_iter()
-        .map(|(k, v)| (uri_encode(&k, false), uri_encode(&v, false)))
-        .collect();
-    pairs.sort();
-    let canonical_query = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
+    let canonical_query = canonical_query(query);
     let canonical_request = format!(
         "{method}\n{}\n{canonical_query}\nhost:{host}\nx-amz-date:{amz_date}\n\nhost;x-amz-date\n{}",
         uri_encode(path, true),
         sha256_hex(body)
     );
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/lambda/aws4_request\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    );
-    let k_date = hmac_sha256(
-        format!("AWS4{SECRET_ACCESS_KEY}").as_bytes(),
-        date.as_bytes(),
-    );
-    let k_region = hmac_sha256(&k_date, region.as_bytes());
-    let k_service = hmac_sha256(&k_region, b"lambda");
-    let k_signing = hmac_sha256(&k_service, b"aws4_request");
-    let signature = hex(&hmac_sha256(&k_signing, string_to_sign.as_bytes()));
+    let signature = sigv4_signature(&amz_date, date, region, "lambda", &canonical_request);
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/{date}/{region}/lambda/aws4_request, \
          SignedHeaders=host;x-amz-date, Signature={signature}"
