@@ -199,20 +199,14 @@ impl Reconciler {
             return Step::Observe;
         }
         let in_progress = self.status.observed.as_ref().is_some_and(|o| o.in_progress);
-        let believed = self.believed.unwrap_or(0);
         let target = self.status.target;
-        if believed == target && !in_progress {
-            return Step::Wait {
-                until: self.earliest(obs_at + self.cfg.resync_ms),
-            };
-        }
         if in_progress && !self.cfg.shadow {
             // Never write over a change the platform is still applying.
             return Step::Wait {
                 until: self.earliest(obs_at + self.cfg.poll_ms),
             };
         }
-        if believed == target {
+        if self.believed.unwrap_or(0) == target {
             return Step::Wait {
                 until: self.earliest(obs_at + self.cfg.resync_ms),
             };

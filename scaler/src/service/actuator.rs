@@ -10,10 +10,8 @@
 
 use super::config::{ClockMode, FunctionConfig};
 use super::engine::Engine;
-use super::grpc::wall_now;
 use crate::actuate::reconcile::{Guardrail, ReconcileConfig, Reconciler, Step, TargetStatus};
 use crate::actuate::{ActuateError, Platform, TargetSpec};
-use crate::policy::Millis;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -60,6 +58,13 @@ impl Actuators {
         };
         v.sort_by(|a, b| a.function_id.cmp(&b.function_id));
         v
+    }
+
+    /// Targets whose last platform call failed.
+    pub fn failing(&self) -> usize {
+        self.records.read().map_or(0, |m| {
+            m.values().filter(|r| r.status.last_error.is_some()).count()
+        })
     }
 
     fn put(&self, r: TargetRecord) {
@@ -146,13 +151,10 @@ pub fn spawn(
                     },
                 );
             }
-            engine.metrics().actuator_failing.set(
-                actuators
-                    .list()
-                    .iter()
-                    .filter(|r| r.status.last_error.is_some())
-                    .count() as i64,
-            );
+            engine
+                .metrics()
+                .actuator_failing
+                .set(actuators.failing() as i64);
             tokio::select! {
                 _ = super::grpc::drained(&mut drain) => break,
                 _ = tokio::time::sleep(SUPERVISE_EVERY) => {}
@@ -163,13 +165,6 @@ pub fn spawn(
             let _ = r.task.await;
         }
     })
-}
-
-fn now(clock: ClockMode, engine: &Engine) -> Millis {
-    match clock {
-        ClockMode::Wall => wall_now(),
-        ClockMode::Event => engine.event_now(),
-    }
 }
 
 fn seed_of(id: &str) -> u64 {
@@ -198,23 +193,28 @@ async fn run_target(
     mut drain: watch::Receiver<bool>,
 ) {
     let kind = fc.target.kind();
-    let guard = match &fc.target {
-        TargetSpec::Lambda(l) => Guardrail {
-            max: l.max_concurrency,
-            max_gbs_per_hour: l.max_gbs_per_hour,
-            memory_mb: fc.memory_mb,
-        },
-        _ => Guardrail {
-            max: None,
-            max_gbs_per_hour: None,
-            memory_mb: fc.memory_mb,
-        },
+    let (max, max_gbs_per_hour) = match &fc.target {
+        TargetSpec::Lambda(l) => (l.max_concurrency, l.max_gbs_per_hour),
+        _ => (None, None),
+    };
+    let guard = Guardrail {
+        max,
+        max_gbs_per_hour,
+        memory_mb: fc.memory_mb,
     };
     let shadow = cfg.shadow;
     let mut rec = Reconciler::new(cfg, guard, seed_of(&fc.id));
     let metrics = engine.metrics().clone();
-    let publish = |rec: &Reconciler, description: &str| {
+    let mut published: Option<(TargetStatus, String)> = None;
+    let mut publish = |rec: &Reconciler, description: &str| {
         let s = rec.status();
+        if published
+            .as_ref()
+            .is_some_and(|(p, d)| p == s && d == description)
+        {
+            return;
+        }
+        published = Some((s.clone(), description.to_string()));
         metrics.set_actuator_values(&fc.id, s.target, s.observed.as_ref().map(|o| o.requested));
         actuators.put(TargetRecord {
             function_id: fc.id.clone(),
@@ -234,12 +234,9 @@ async fn run_target(
             Ok(p) => break p,
             Err(e) => {
                 tracing::warn!(function = %fc.id, error = %e, "actuator client unavailable");
-                rec.on_observed(Err(e), now(clock, &engine));
+                rec.on_observed(Err(e), engine.now());
                 publish(&rec, &description);
-                let wait = rec
-                    .status()
-                    .next_attempt_ms
-                    .saturating_sub(now(clock, &engine));
+                let wait = rec.status().next_attempt_ms.saturating_sub(engine.now());
                 tokio::select! {
                     _ = super::grpc::drained(&mut drain) => return,
                     _ = tokio::time::sleep(Duration::from_millis(wait).min(Duration::from_secs(60)).max(wake)) => {}
@@ -249,7 +246,7 @@ async fn run_target(
     };
     description = platform.describe();
     loop {
-        let t = now(clock, &engine);
+        let t = engine.now();
         let step = match engine.decision(&fc.id) {
             Some(d) if d.reason != "no-data" => {
                 rec.set_desired(d.desired);
@@ -271,7 +268,7 @@ async fn run_target(
                 if let Err(e) = &r {
                     tracing::warn!(function = %fc.id, target = %description, error = %e, "actuator read failed");
                 }
-                rec.on_observed(r, now(clock, &engine));
+                rec.on_observed(r, engine.now());
             }
             Step::Apply { value } => {
                 let observed = rec.status().observed.clone().unwrap_or_default();
@@ -292,7 +289,7 @@ async fn run_target(
                         tracing::warn!(function = %fc.id, target = %description, to = value, error = %e, "actuator write failed")
                     }
                 }
-                rec.on_applied(value, r, now(clock, &engine));
+                rec.on_applied(value, r, engine.now());
             }
             Step::Wait { until } => {
                 publish(&rec, &description);

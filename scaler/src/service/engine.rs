@@ -279,6 +279,14 @@ impl Engine {
         self.event_now.load(Ordering::Acquire)
     }
 
+    /// The service time: the wall clock, or the event clock with `clock = "event"`.
+    pub fn now(&self) -> Millis {
+        match self.cfg.clock {
+            super::config::ClockMode::Wall => super::grpc::wall_now(),
+            super::config::ClockMode::Event => self.event_now(),
+        }
+    }
+
     /// The current published snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()

@@ -3,7 +3,7 @@
 //! ingestion (which may run the event-clock tick) does work, on a blocking thread.
 
 use super::actuator::TargetRecord;
-use super::config::{ClockMode, FunctionConfig};
+use super::config::FunctionConfig;
 use super::engine::{DecisionRecord, Engine, IngestOutcome};
 use super::proto::externalscaler as ks;
 use super::proto::prewarm::v1 as pb;
@@ -52,10 +52,7 @@ pub fn ingest_parallelism() -> usize {
 
 impl Shared {
     fn now(&self) -> Millis {
-        match self.engine.config().clock {
-            ClockMode::Wall => wall_now(),
-            ClockMode::Event => self.engine.event_now(),
-        }
+        self.engine.now()
     }
 }
 
