@@ -131,6 +131,13 @@ pub fn redis() -> Option<(String, Option<Guard>)> {
         return None;
     };
     let port = free_port();
+    let guard = spawn_redis(&bin, port, &[]);
+    Some((format!("redis://127.0.0.1:{port}/0"), Some(guard)))
+}
+
+/// Starts `redis-server` (`bin`) on loopback `port` without snapshots, plus `extra` arguments
+/// (e.g. an append-only file in a directory), and waits until it answers PING.
+pub fn spawn_redis(bin: &std::path::Path, port: u16, extra: &[&str]) -> Guard {
     let child = Command::new(bin)
         .args([
             "--port",
@@ -140,7 +147,13 @@ pub fn redis() -> Option<(String, Option<Guard>)> {
             "--save",
             "",
         ])
-        .args(["--appendonly", "no", "--protected-mode", "yes"])
+        .args(["--protected-mode", "yes"])
+        .args(if extra.contains(&"--appendonly") {
+            &[][..]
+        } else {
+            &["--appendonly", "no"][..]
+        })
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -153,7 +166,7 @@ pub fn redis() -> Option<(String, Option<Guard>)> {
             if s.write_all(b"PING\r\n").is_ok() {
                 let mut buf = [0u8; 7];
                 if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
-                    return Some((format!("redis://127.0.0.1:{port}/0"), Some(guard)));
+                    return guard;
                 }
             }
         }

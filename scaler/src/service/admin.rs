@@ -1,7 +1,9 @@
 //! The admin HTTP port: `/metrics` (Prometheus text exposition), `/live` (the process runs) and
-//! `/ready` (200 while serving; 503 before start-up finished and while draining).
+//! `/ready` (200 while serving, 503 before start-up finished and while draining; the body's
+//! second line gives the persistence state: `persistence: off`, `ok` or `degraded: <why>`).
 
 use super::metrics::Metrics;
+use super::persist::PersistStatus;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -17,6 +19,9 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Readiness flag.
     pub ready: Arc<AtomicBool>,
+    /// Redis persistence state. A degraded Redis keeps the service ready (it serves from
+    /// memory); the body says so.
+    pub persistence: Arc<PersistStatus>,
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
@@ -33,11 +38,15 @@ async fn live() -> &'static str {
     "live\n"
 }
 
-async fn ready(State(s): State<AdminState>) -> (StatusCode, &'static str) {
+async fn ready(State(s): State<AdminState>) -> (StatusCode, String) {
+    let p = s.persistence.get().describe();
     if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, format!("ready\npersistence: {p}\n"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\npersistence: {p}\n"),
+        )
     }
 }
 

@@ -218,6 +218,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Marks one function for a full rewrite (configuration, metadata and every ring slot).
+fn mark_for_rewrite(st: &mut FnState) {
+    st.dirty = true;
+    st.config_dirty = true;
+    for r in st.history.rings_mut() {
+        r.mark_all();
+    }
+}
+
 /// Shard of a function id: FNV-1a (cheap; the maps inside keep SipHash against collisions).
 fn shard_of(id: &str) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -811,19 +820,25 @@ impl Engine {
         for id in ids {
             let mut shard = lock(&self.shards[shard_of(id)]);
             if let Some(st) = shard.get_mut(id) {
-                st.dirty = true;
-                st.config_dirty = true;
-                for r in st.history.rings_mut() {
-                    r.mark_all();
-                }
+                mark_for_rewrite(st);
             }
         }
         lock(&self.deleted).extend(deleted);
     }
 
-    /// Loads stored functions (at start, before serving): history, configuration and last
-    /// decision as stored; policy state rebuilt by a warm replay of the recent history.
-    /// Configured functions keep the configuration from the file.
+    /// Marks every function for a full rewrite at the next flush (the store was replaced or
+    /// restarted empty: nothing written before can be assumed to be there).
+    pub fn mark_all_unflushed(&self) {
+        for shard in self.shards.iter() {
+            lock(shard).values_mut().for_each(mark_for_rewrite);
+        }
+    }
+
+    /// Loads stored functions: history, configuration and last decision as stored; policy
+    /// state rebuilt by a warm replay of the recent history. Functions already held keep their
+    /// configuration (from the file or the API); if they already received telemetry (Redis was
+    /// unreachable at start and came back later), that history is merged on top of the stored
+    /// one, their newer decision is kept, and the merged state is rewritten at the next flush.
     pub fn restore(&self, stored: Vec<StoredFunction>) -> Result<usize, ServiceError> {
         let mut n = 0;
         let mut decisions = Vec::new();
@@ -854,17 +869,29 @@ impl Engine {
             }
             st.history.samples = sf.meta.samples;
             st.history.last_sample_end = sf.meta.last_sample_end;
-            st.has_data = sf.meta.samples > 0;
             st.last_obs = sf.meta.last_obs;
+            let recent = existing.as_ref().filter(|e| e.has_data);
+            if let Some(e) = recent {
+                st.history.merge_from(&e.history);
+                st.last_obs = st.last_obs.max(e.last_obs);
+            }
+            st.has_data = st.history.samples > 0;
             self.warm_replay(&mut st);
-            if let Some(d) = sf.decision {
-                st.decision = Arc::new(DecisionRecord {
-                    policy: st.policy_label.clone(),
-                    ..d
-                });
+            match (recent, sf.decision) {
+                (Some(e), _) => st.decision = e.decision.clone(),
+                (None, Some(d)) => {
+                    st.decision = Arc::new(DecisionRecord {
+                        policy: st.policy_label.clone(),
+                        ..d
+                    })
+                }
+                (None, None) => {}
             }
             st.config_dirty = existing.is_some();
             st.dirty = false;
+            if recent.is_some() {
+                mark_for_rewrite(&mut st);
+            }
             max_end = max_end.max(sf.meta.last_sample_end);
             max_obs = max_obs.max(sf.meta.last_obs);
             decisions.push(st.decision.clone());

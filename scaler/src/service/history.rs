@@ -237,6 +237,20 @@ impl Ring {
         true
     }
 
+    /// Adds every bin `other` holds to this ring (same bin width; bins older than this ring
+    /// holds are dropped). Used when state loaded late from Redis meets history received
+    /// meanwhile.
+    pub fn merge_from(&mut self, other: &Ring) {
+        let Some(h) = other.head() else { return };
+        let w = other.width_ms;
+        for b in (h + 1).saturating_sub(other.len())..=h {
+            let v = other.sum(b * w, b * w + 1);
+            if v != 0.0 {
+                self.add_bin(b, v as f32);
+            }
+        }
+    }
+
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.vals.capacity() * std::mem::size_of::<f32>()
@@ -294,6 +308,16 @@ impl History {
         (self.counts[0].sum(from, to), self.conc.sum(from, to))
     }
 
+    /// Adds `other`'s bins and sample count to this history (see [`Ring::merge_from`]).
+    pub fn merge_from(&mut self, other: &History) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            a.merge_from(b);
+        }
+        self.conc.merge_from(&other.conc);
+        self.samples += other.samples;
+        self.last_sample_end = self.last_sample_end.max(other.last_sample_end);
+    }
+
     /// All four rings, counts first then concurrency.
     pub fn rings_mut(&mut self) -> [&mut Ring; 4] {
         let [a, b, c] = &mut self.counts;
@@ -338,6 +362,36 @@ mod tests {
         assert_eq!(r.sum(30, 60), 2.5);
         assert_eq!(r.sum(40, 50), 0.5);
         assert_eq!(r.values().iter().sum::<f32>(), 2.5);
+    }
+
+    #[test]
+    fn merge_adds_bins_and_keeps_the_newer_window() {
+        let spec = TierSpec {
+            width_ms: 10,
+            len: 4,
+        };
+        // Stored: bins 0..=2. Received meanwhile: bins 2 and 5 (5 pushes bins 0 and 1 out).
+        let mut stored = Ring::new(spec);
+        for b in 0..3 {
+            stored.add_spread(b * 10, 10, 1.0);
+        }
+        let mut recent = Ring::new(spec);
+        recent.add_spread(20, 10, 2.0);
+        recent.add_spread(50, 10, 4.0);
+        stored.merge_from(&recent);
+        assert_eq!(stored.head(), Some(5));
+        assert_eq!(stored.sum(20, 30), 3.0);
+        assert_eq!(stored.sum(50, 60), 4.0);
+        assert_eq!(stored.total(), 7.0);
+        // Whole histories: sample counts add up, the latest end wins.
+        let mut a = History::new();
+        a.add(0, 10_000, 5.0, 0.0);
+        let mut b = History::new();
+        b.add(60_000, 10_000, 7.0, 0.0);
+        a.merge_from(&b);
+        assert_eq!((a.samples, a.last_sample_end), (2, 70_000));
+        assert_eq!(a.window(0, 100_000).0, 12.0);
+        assert_eq!(a.counts[2].total(), 12.0);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub redis_flushes: IntCounterVec,
     /// Duration of a Redis flush.
     pub redis_flush_seconds: Histogram,
+    /// 1 while Redis persistence works, 0 while it is degraded (unset without `--redis-url`).
+    pub redis_up: IntGauge,
     /// KEDA external-scaler calls, by method.
     pub keda_calls: IntCounterVec,
     /// Actuator platform calls, by target kind, operation and outcome.
@@ -141,6 +143,13 @@ impl Metrics {
                     "prewarm_redis_flush_duration_seconds",
                     "Time of one Redis flush",
                 ))?,
+            ),
+            redis_up: reg(
+                &r,
+                IntGauge::new(
+                    "prewarm_redis_up",
+                    "1 while Redis persistence works, 0 while degraded (serving from memory)",
+                )?,
             ),
             keda_calls: reg(
                 &r,

@@ -25,6 +25,7 @@ pub mod engine;
 pub mod grpc;
 pub mod history;
 pub mod metrics;
+pub mod persist;
 pub mod pool;
 pub mod proto;
 pub mod server;

@@ -8,12 +8,12 @@ use super::config::{ClockMode, LogFormat, ServiceConfig};
 use super::engine::Engine;
 use super::grpc::{self, Shared};
 use super::metrics::Metrics;
+use super::persist;
 use super::proto::externalscaler::external_scaler_server::ExternalScalerServer;
 use super::proto::prewarm::v1::{
     decisions_server::DecisionsServer, functions_server::FunctionsServer,
     telemetry_server::TelemetryServer,
 };
-use super::store::RedisStore;
 use super::ServiceError;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,32 @@ pub const WALL_TICK_LAG_MS: u64 = 2_000;
 
 /// HTTP/2 stream window of the gRPC server (and of the bundled clients), bytes.
 pub const GRPC_STREAM_WINDOW: u32 = 4 << 20;
+
+/// Upper bound on the encoded size of one valid sample (a 253-byte id and every field set),
+/// bytes: an ingestion message may be up to `max_batch` times this (at least 4 MiB).
+pub const MAX_SAMPLE_BYTES: usize = 320;
+
+/// The largest ingestion message accepted for a `max_batch`, bytes.
+pub fn max_message_bytes(max_batch: usize) -> usize {
+    max_batch.saturating_mul(MAX_SAMPLE_BYTES).max(4 << 20)
+}
+
+/// A message over the size limit is RESOURCE_EXHAUSTED in gRPC (grpc-go and grpc-java answer
+/// so); tonic's decoder says OUT_OF_RANGE, so that one answer is rewritten.
+fn oversized_is_resource_exhausted<B>(
+    mut r: tonic::codegen::http::Response<B>,
+) -> tonic::codegen::http::Response<B> {
+    let h = r.headers();
+    let oversized = h.get("grpc-status").is_some_and(|v| v == "11")
+        && h.get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.contains("length%20too%20large") || m.contains("length too large"));
+    if oversized {
+        let code = tonic::codegen::http::HeaderValue::from_static("8");
+        r.headers_mut().insert("grpc-status", code);
+    }
+    r
+}
 
 /// gRPC service names reported by grpc.health.v1 (plus "" for the whole server).
 pub const SERVICE_NAMES: [&str; 4] = [
@@ -102,28 +128,6 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServiceError>
     })
 }
 
-async fn flush(engine: &Engine, store: &RedisStore) {
-    let (dirty, deleted) = engine.take_dirty();
-    if dirty.is_empty() && deleted.is_empty() {
-        return;
-    }
-    let m = engine.metrics();
-    let timer = m.redis_flush_seconds.start_timer();
-    match store.flush(&dirty, &deleted).await {
-        Ok(()) => {
-            m.redis_flushes.with_label_values(&["ok"]).inc();
-            tracing::debug!(functions = dirty.len(), "flushed to redis");
-        }
-        Err(e) => {
-            m.redis_flushes.with_label_values(&["error"]).inc();
-            tracing::warn!(error = %e, functions = dirty.len(), "redis flush failed; will retry");
-            let ids: Vec<String> = dirty.into_iter().map(|d| d.id).collect();
-            engine.mark_unflushed(&ids, deleted);
-        }
-    }
-    timer.observe_duration();
-}
-
 /// Starts the service: loads Redis state (if configured), binds both ports, and serves until
 /// [`ServiceHandle::shutdown`]. Returns once the ports are bound.
 pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
@@ -132,16 +136,9 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
             .map_err(|e| ServiceError::InvalidArgument(format!("metrics: {e}")))?,
     );
     let engine = Arc::new(Engine::new(cfg.clone(), metrics.clone())?);
-    let store = match &cfg.redis_url {
-        None => None,
-        Some(url) => {
-            let store = RedisStore::connect(url, &cfg.redis_prefix).await?;
-            let stored = store.load_all().await?;
-            let n = engine.restore(stored)?;
-            tracing::info!(functions = n, "state loaded from redis");
-            Some(store)
-        }
-    };
+    let (store, persist_status) =
+        persist::start(cfg.redis_url.as_deref(), &cfg.redis_prefix, &engine).await?;
+    let persist_status = Arc::new(persist_status);
     let grpc_l = bind(cfg.grpc_addr, "gRPC").await?;
     let admin_l = bind(cfg.admin_addr, "admin").await?;
     let local = |l: &TcpListener| {
@@ -178,9 +175,15 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
     let router = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(GRPC_STREAM_WINDOW))
         .initial_connection_window_size(Some(2 * GRPC_STREAM_WINDOW))
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted::<tonic::body::Body>,
+        ))
         .add_service(health_svc)
         .add_service(reflection)
-        .add_service(TelemetryServer::new(grpc::TelemetryService(shared.clone())))
+        .add_service(
+            TelemetryServer::new(grpc::TelemetryService(shared.clone()))
+                .max_decoding_message_size(max_message_bytes(cfg.max_batch)),
+        )
         .add_service(DecisionsServer::new(grpc::DecisionsService(shared.clone())))
         .add_service(FunctionsServer::new(grpc::FunctionsService(shared.clone())))
         .add_service(ExternalScalerServer::new(grpc::KedaService(shared.clone())));
@@ -196,6 +199,7 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
     let app = admin::router(AdminState {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        persistence: persist_status.clone(),
     });
     let mut d = drain_rx.clone();
     let admin_task = tokio::spawn(async move {
@@ -221,18 +225,16 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
             }
         })
     });
-    let flush_task = store.clone().map(|store| {
-        let engine = engine.clone();
-        let mut d = drain_rx.clone();
-        let every = Duration::from_millis(cfg.flush_interval_ms);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = grpc::drained(&mut d) => return,
-                    _ = tokio::time::sleep(every) => flush(&engine, &store).await,
-                }
-            }
-        })
+    let flush_task = cfg.redis_url.clone().map(|url| {
+        tokio::spawn(persist::run(
+            engine.clone(),
+            persist_status.clone(),
+            url,
+            cfg.redis_prefix.clone(),
+            store,
+            Duration::from_millis(cfg.flush_interval_ms),
+            drain_rx.clone(),
+        ))
     });
     let actuator_task = actuator::spawn(
         engine.clone(),
@@ -242,7 +244,7 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         drain_rx.clone(),
     );
     ready.store(true, Ordering::Release);
-    tracing::info!(%grpc_addr, %admin_addr, clock = ?cfg.clock, redis = store.is_some(), "prewarm serving");
+    tracing::info!(%grpc_addr, %admin_addr, clock = ?cfg.clock, persistence = %persist_status.get().describe(), "prewarm serving");
 
     let drain_timeout_ms = cfg.drain_timeout_ms;
     let engine_for_task = engine.clone();
@@ -282,11 +284,19 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         }
         let _ = actuator_task.await;
         if let Some(t) = flush_task {
-            let _ = t.await;
-        }
-        if let Some(store) = &store {
-            flush(&engine, store).await;
-            tracing::info!("final flush to redis done");
+            match t.await {
+                Ok(Some(store)) => {
+                    let mut run_id = None;
+                    match persist::flush(&engine, &store, &mut run_id).await {
+                        Ok(()) => tracing::info!("final flush to redis done"),
+                        Err(e) => tracing::error!(error = %e, "final flush to redis failed"),
+                    }
+                }
+                Ok(None) => tracing::error!(
+                    "redis unreachable at shutdown: state since start not persisted"
+                ),
+                Err(e) => tracing::error!(error = %e, "persistence task failed"),
+            }
         }
         match grpc_res {
             Ok(Ok(())) => Ok(()),

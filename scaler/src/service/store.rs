@@ -17,21 +17,36 @@
 use super::config::FunctionConfig;
 use super::engine::{DirtyFunction, FunctionMeta, StoredFunction};
 use super::ServiceError;
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// Functions per flush pipeline.
 const CHUNK: usize = 256;
+
+/// Longest wait for a TCP connection to Redis.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for one Redis reply (a flush pipeline of [`CHUNK`] functions included).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn rerr(e: redis::RedisError) -> ServiceError {
     ServiceError::Redis(e.to_string())
 }
 
-/// A Redis-backed store.
+/// A Redis-backed store. The connection re-establishes itself after an I/O error (the command
+/// that saw the error fails; the next one reconnects), so a flush that failed is simply retried
+/// at the next interval.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: MultiplexedConnection,
+    conn: ConnectionManager,
     prefix: String,
+}
+
+/// Checks a Redis URL without connecting (a malformed URL is a configuration error, an
+/// unreachable server is not).
+pub fn check_url(url: &str) -> Result<redis::Client, ServiceError> {
+    redis::Client::open(url)
+        .map_err(|e| ServiceError::InvalidArgument(format!("redis_url `{url}`: {e}")))
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -43,11 +58,15 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects (and pings) `url`.
+    /// Connects (and pings) `url`: one attempt bounded by [`CONNECT_TIMEOUT`]; the caller
+    /// owns retrying.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, ServiceError> {
-        let client = redis::Client::open(url).map_err(rerr)?;
-        let mut conn = client
-            .get_multiplexed_async_connection()
+        let client = check_url(url)?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        let mut conn = ConnectionManager::new_with_config(client, cfg)
             .await
             .map_err(rerr)?;
         redis::cmd("PING")
@@ -58,6 +77,21 @@ impl RedisStore {
             conn,
             prefix: prefix.to_string(),
         })
+    }
+
+    /// The server's `run_id` (from `INFO server`): it changes when Redis restarts or another
+    /// server answers, the sign that what was flushed before may be gone.
+    pub async fn run_id(&self) -> Result<String, ServiceError> {
+        let mut conn = self.conn.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .map_err(rerr)?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| ServiceError::Redis("INFO server has no run_id".into()))
     }
 
     fn fn_key(&self, id: &str) -> String {

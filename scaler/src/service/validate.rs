@@ -128,6 +128,15 @@ pub fn check_sample(
                 format!("cold_starts {c} is not a finite count >= 0"),
             ));
         }
+        if c > s.invocations {
+            return Err((
+                BadCount,
+                format!(
+                    "cold_starts {c} exceeds invocations {} (each cold start is an invocation)",
+                    s.invocations
+                ),
+            ));
+        }
     }
     if !(1..=MAX_WIDTH_MS).contains(&s.bin_width_ms) {
         return Err((
