@@ -41,7 +41,9 @@ for t in "${targets[@]}"; do
   echo "== fuzz: $t for ${secs}s"
   # New inputs go to a scratch corpus (first directory); the checked-in seeds are only read.
   mkdir -p "$scratch/$t"
+  dict=()
+  [ -f "fuzz/dict/$t.dict" ] && dict=(-dict="fuzz/dict/$t.dict")
   cargo +nightly fuzz run "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
-    -max_total_time="$secs" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1
+    -max_total_time="$secs" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 "${dict[@]}"
 done
 echo "== fuzz: ${#targets[@]} targets ran ${secs}s each without a crash"
