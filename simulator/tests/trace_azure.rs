@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use prewarm_simulator::trace::azure::{parse_days, AzureLayout, AzureTrace};
+use prewarm_simulator::trace::azure::{parse_days, AzureLayout, AzureTrace, DayBytes};
 use prewarm_simulator::trace::{count_trace, TraceDay, TraceError, TraceSource};
 use std::path::Path;
 
@@ -526,4 +526,75 @@ fn truncated_or_corrupted_files_never_panic() {
         }
         std::fs::write(tmp.path().join(name), &orig).unwrap();
     }
+}
+
+fn day_bytes(dir: &Path, inv: &str, dur: &str, mem: &str) -> DayBytes {
+    DayBytes {
+        invocations: std::fs::read(dir.join(inv)).unwrap(),
+        durations: std::fs::read(dir.join(dur)).unwrap(),
+        memory: std::fs::read(dir.join(mem)).unwrap(),
+    }
+}
+
+#[test]
+fn from_bytes_reads_what_open_reads() {
+    // One day.
+    let tmp = tempfile::tempdir().unwrap();
+    one_day(tmp.path());
+    let from_disk = read_all(&mut open(tmp.path()));
+    let b = day_bytes(tmp.path(), INV, "function_durations.csv", "app_memory.csv");
+    let mut t = AzureTrace::from_bytes(vec![b]).unwrap();
+    assert_eq!(t.layout(), AzureLayout::OneDay);
+    assert_eq!(t.file_days(), vec![1]);
+    assert_eq!(read_all(&mut t), from_disk);
+    // Several days (each with its memory file: day 3 reuses day 2's, as `open` does).
+    let tmp = tempfile::tempdir().unwrap();
+    multi_day(tmp.path());
+    std::fs::copy(
+        tmp.path().join("app_memory_percentiles.anon.d02.csv"),
+        tmp.path().join("app_memory_percentiles.anon.d03.csv"),
+    )
+    .unwrap();
+    let from_disk = read_all(&mut open(tmp.path()));
+    let days = (1..=3)
+        .map(|d| {
+            day_bytes(
+                tmp.path(),
+                &format!("invocations_per_function_md.anon.d{d:02}.csv"),
+                &format!("function_durations_percentiles.anon.d{d:02}.csv"),
+                &format!("app_memory_percentiles.anon.d{d:02}.csv"),
+            )
+        })
+        .collect();
+    let mut t = AzureTrace::from_bytes(days).unwrap();
+    assert_eq!(t.layout(), AzureLayout::MultiDay);
+    assert_eq!(t.file_days(), vec![1, 2, 3]);
+    assert_eq!(read_all(&mut t), from_disk);
+}
+
+#[test]
+fn from_bytes_errors_name_the_file() {
+    assert!(matches!(
+        AzureTrace::from_bytes(Vec::new()),
+        Err(TraceError::Missing { .. })
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    one_day(tmp.path());
+    let mut b = day_bytes(tmp.path(), INV, "function_durations.csv", "app_memory.csv");
+    b.memory.clear();
+    let e = err_of(AzureTrace::from_bytes(vec![b.clone()]));
+    assert_parse(e, "app_memory.csv", 1, 0, "empty file");
+    b.memory = format!("{MEM_HEADER}\no1,A,10,300,1,1\n").into_bytes();
+    b.invocations = b"HashFunction,HashOwner,HashApp,minute_1\nf1,o1,A,x\n".to_vec();
+    let mut t = AzureTrace::from_bytes(vec![b]).unwrap();
+    let e = err_of(t.next_day());
+    assert_parse(
+        e,
+        "invocations_per_function.csv",
+        2,
+        4,
+        "not a non-negative integer",
+    );
+    let e = err_of(AzureTrace::from_bytes(vec![DayBytes::default()]));
+    assert!(e.to_string().starts_with("<memory>/"), "{e}");
 }

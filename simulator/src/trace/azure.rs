@@ -1,6 +1,7 @@
 //! Readers for the Azure Functions 2019 trace layouts (one-day sample and original 14-day files).
 //!
-//! Two directory layouts are recognised by [`AzureTrace::open`]:
+//! Two directory layouts are recognised by [`AzureTrace::open`] ([`AzureTrace::from_bytes`] reads
+//! the same files from memory):
 //!
 //! - **one day** (the vHive In-Vitro sample in `shared/data/azure2019-day`):
 //!   `invocations_per_function.csv`, `function_durations.csv`, `app_memory.csv`;
@@ -48,9 +49,10 @@
 use super::{DurationTable, FunctionDay, FunctionMeta, TraceDay, TraceError, TraceSource};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Cursor};
 use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// File name of the invocation counts in the one-day layout.
 pub const ONE_DAY_INVOCATIONS: &str = "invocations_per_function.csv";
@@ -119,6 +121,26 @@ struct DayFiles {
     memory: PathBuf,
 }
 
+/// The three files of one day, held in memory (see [`AzureTrace::from_bytes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayBytes {
+    /// Content of the invocation counts file.
+    pub invocations: Vec<u8>,
+    /// Content of the duration percentiles file.
+    pub durations: Vec<u8>,
+    /// Content of the app memory file.
+    pub memory: Vec<u8>,
+}
+
+/// Where the files named by [`DayFiles`] are read from.
+#[derive(Clone)]
+enum Source {
+    /// The file system.
+    Disk,
+    /// In-memory contents, by the path they stand for.
+    Memory(HashMap<PathBuf, Arc<[u8]>>),
+}
+
 /// A function first seen on the day being read, waiting for its metadata.
 struct Pending {
     owner: String,
@@ -133,6 +155,7 @@ struct Pending {
 /// rules it applies.
 pub struct AzureTrace {
     dir: PathBuf,
+    source: Source,
     layout: AzureLayout,
     days: Vec<DayFiles>,
     next: usize,
@@ -245,8 +268,62 @@ impl AzureTrace {
                 }
             }
         }
+        Self::with_files(dir, Source::Disk, layout, day_files)
+    }
+
+    /// Reads a trace held in memory, with the same rules and errors as [`AzureTrace::open`]:
+    /// one [`DayBytes`] is the one-day layout, several are days 1..=N of the 14-day layout
+    /// (each with its own memory file). Errors name the files as they would be named in a
+    /// directory called `<memory>`.
+    pub fn from_bytes(days: Vec<DayBytes>) -> Result<Self, TraceError> {
+        let dir = Path::new("<memory>");
+        let mut contents = HashMap::new();
+        let mut day_files = Vec::with_capacity(days.len());
+        let layout = if days.len() == 1 {
+            AzureLayout::OneDay
+        } else {
+            AzureLayout::MultiDay
+        };
+        for (i, d) in days.into_iter().enumerate() {
+            let file_day = i as u32 + 1;
+            let f = match layout {
+                AzureLayout::OneDay => DayFiles {
+                    file_day,
+                    invocations: dir.join(ONE_DAY_INVOCATIONS),
+                    durations: dir.join(ONE_DAY_DURATIONS),
+                    memory: dir.join(ONE_DAY_MEMORY),
+                },
+                AzureLayout::MultiDay => DayFiles {
+                    file_day,
+                    invocations: dir.join(invocations_file_name(file_day)),
+                    durations: dir.join(durations_file_name(file_day)),
+                    memory: dir.join(memory_file_name(file_day)),
+                },
+            };
+            contents.insert(f.invocations.clone(), Arc::from(d.invocations));
+            contents.insert(f.durations.clone(), Arc::from(d.durations));
+            contents.insert(f.memory.clone(), Arc::from(d.memory));
+            day_files.push(f);
+        }
+        if day_files.is_empty() {
+            return Err(missing(
+                &dir.join(ONE_DAY_INVOCATIONS),
+                "no days given: an in-memory trace needs at least one day's three files",
+            ));
+        }
+        Self::with_files(dir, Source::Memory(contents), layout, day_files)
+    }
+
+    /// A reader of `day_files` (present in `source`), after checking every file's header.
+    fn with_files(
+        dir: &Path,
+        source: Source,
+        layout: AzureLayout,
+        day_files: Vec<DayFiles>,
+    ) -> Result<Self, TraceError> {
         let mut t = Self {
             dir: dir.to_path_buf(),
+            source,
             layout,
             days: day_files,
             next: 0,
@@ -358,7 +435,13 @@ impl AzureTrace {
     }
 
     fn reader(&self, path: &Path) -> Result<LineReader, TraceError> {
-        LineReader::open(path)
+        match &self.source {
+            Source::Disk => LineReader::open(path),
+            Source::Memory(files) => match files.get(path) {
+                Some(bytes) => Ok(LineReader::from_bytes(path, bytes.clone())),
+                None => Err(missing(path, "file not found")),
+            },
+        }
     }
 
     /// Reads the header line into `self.line` / `self.fields`; an empty file is an error.
@@ -891,10 +974,16 @@ impl MemCols {
     }
 }
 
+/// The bytes behind a [`LineReader`].
+enum Input {
+    File(BufReader<File>),
+    Bytes(Cursor<Arc<[u8]>>),
+}
+
 /// Reads non-blank lines and splits them on commas, reusing the caller's buffers.
 struct LineReader {
     path: PathBuf,
-    inner: BufReader<File>,
+    inner: Input,
     /// 1-based number of the line last read.
     line_no: u64,
 }
@@ -910,9 +999,18 @@ impl LineReader {
         })?;
         Ok(Self {
             path: path.to_path_buf(),
-            inner: BufReader::with_capacity(1 << 16, f),
+            inner: Input::File(BufReader::with_capacity(1 << 16, f)),
             line_no: 0,
         })
+    }
+
+    /// A reader of in-memory content standing for the file at `path`.
+    fn from_bytes(path: &Path, bytes: Arc<[u8]>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            inner: Input::Bytes(Cursor::new(bytes)),
+            line_no: 0,
+        }
     }
 
     /// Reads the next non-blank line into `line` (without its end of line) and its field
@@ -924,10 +1022,11 @@ impl LineReader {
     ) -> Result<bool, TraceError> {
         loop {
             line.clear();
-            let n = self
-                .inner
-                .read_until(b'\n', line)
-                .map_err(|e| io_err(&self.path, e))?;
+            let n = match &mut self.inner {
+                Input::File(r) => r.read_until(b'\n', line),
+                Input::Bytes(r) => r.read_until(b'\n', line),
+            }
+            .map_err(|e| io_err(&self.path, e))?;
             if n == 0 {
                 return Ok(false);
             }
