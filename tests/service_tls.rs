@@ -501,3 +501,106 @@ async fn bad_credential_files_fail_the_start_naming_the_file() {
     let e = start_err(format!("[auth]\ntoken_file = {}\n", s(pki.path("nope")))).await;
     assert!(e.contains("nope"), "{e}");
 }
+
+/// Runs the `prewarm` binary; returns (exit code, stdout, stderr).
+async fn prewarm(args: Vec<String>, token_env: Option<&'static str>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_prewarm"));
+        c.args(&args).env_remove("PREWARM_TOKEN");
+        if let Some(t) = token_env {
+            c.env("PREWARM_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundled_clients_work_against_a_secured_server() {
+    let pki = Pki::new();
+    put(&pki.path("client.pem"), &pki.client_a.cert_pem);
+    put(&pki.path("client.key"), &pki.client_a.key_pem);
+    let tokens = pki.path("tokens");
+    put(&tokens, "cli-token\n");
+    let h = start(&format!(
+        "clock = \"event\"\n{}[auth]\ntoken_file = {:?}\n",
+        pki.tls_toml(true),
+        tokens.display().to_string()
+    ))
+    .await;
+    let p = |n: &str| pki.path(n).display().to_string();
+    let tls_args = vec![
+        "--addr".to_string(),
+        format!("http://localhost:{}", h.grpc_addr.port()),
+        "--ca-cert".into(),
+        p("ca.pem"),
+        "--client-cert".into(),
+        p("client.pem"),
+        "--client-key".into(),
+        p("client.key"),
+    ];
+    let with = |head: &[&str], extra: &[&str]| {
+        let mut v: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+        v.extend(tls_args.iter().cloned());
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let (code, out, err) = prewarm(
+        with(&["decisions", "--json"], &["--token", "cli-token"]),
+        None,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, _, err) = prewarm(with(&["decisions"], &[]), Some("cli-token")).await;
+    assert_eq!(code, 0, "PREWARM_TOKEN is used: {err}");
+    let (code, _, err) = prewarm(with(&["decisions"], &[]), None).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("missing bearer token"), "{err}");
+
+    let trace = pki.path("series.csv");
+    std::fs::write(
+        &trace,
+        format!("function,bin_start_ms,bin_width_ms,invocations\nf,{T0},10000,3\n"),
+    )
+    .unwrap();
+    let (code, out, err) = prewarm(
+        with(&["replay", "--trace", &trace.display().to_string()], &[]),
+        Some("cli-token"),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("1 accepted"), "{out}");
+    h.shutdown().await.unwrap();
+
+    // `prewarm serve` with an unreadable key: exit 64 naming the file.
+    let (code, _, err) = prewarm(
+        vec![
+            "serve".into(),
+            "--grpc-addr".into(),
+            "127.0.0.1:0".into(),
+            "--admin-addr".into(),
+            "127.0.0.1:0".into(),
+            "--tls-cert".into(),
+            p("server.pem"),
+            "--tls-key".into(),
+            p("absent.key"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("absent.key"), "{err}");
+    let (code, _, err) = prewarm(
+        vec!["serve".into(), "--tls-key".into(), p("server.key")],
+        None,
+    )
+    .await;
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("tls.cert"), "{err}");
+}
