@@ -535,7 +535,7 @@ async fn bundled_clients_work_against_a_secured_server() {
     ))
     .await;
     let p = |n: &str| pki.path(n).display().to_string();
-    let tls_args = vec![
+    let tls_args = [
         "--addr".to_string(),
         format!("http://localhost:{}", h.grpc_addr.port()),
         "--ca-cert".into(),
