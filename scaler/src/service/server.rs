@@ -129,6 +129,9 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         Metrics::new(cfg.metrics_function_labels)
             .map_err(|e| ServiceError::InvalidArgument(format!("metrics: {e}")))?,
     );
+    // One rustls crypto provider (aws-lc-rs) for the whole process, TLS on or off: the
+    // actuators' clients (kube, AWS SDK) build rustls configs too.
+    tls::install_crypto_provider();
     // Credentials first: a missing or bad file fails the start, naming the file.
     let tls_state = cfg.tls.clone().map(TlsState::load).transpose()?;
     let tokens = cfg.auth.clone().map(TokenStore::load).transpose()?;
