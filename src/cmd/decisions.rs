@@ -22,6 +22,9 @@ pub struct Args {
     /// Keep printing changes until interrupted.
     #[arg(long)]
     pub watch: bool,
+    /// TLS and token options.
+    #[command(flatten)]
+    pub client: crate::cmd::client::ClientArgs,
 }
 
 fn json(d: &FunctionDecision) -> String {
@@ -59,9 +62,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async {
-        let mut c = DecisionsClient::connect(args.addr.clone())
-            .await
-            .with_context(|| format!("cannot connect to {}", args.addr))?;
+        let channel = args.client.connect(&args.addr, |e| e).await?;
+        let mut c = DecisionsClient::with_interceptor(channel, args.client.bearer()?);
         let print = |d: &FunctionDecision| {
             if args.json {
                 println!("{}", json(d));

@@ -1,6 +1,7 @@
 //! The subcommands of the `prewarm` binary, one module each, and the exit-code convention.
 
 pub mod backtest;
+pub mod client;
 pub mod decisions;
 pub mod detect;
 pub mod replay;

@@ -39,6 +39,9 @@ pub struct Args {
     /// Samples per message.
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
+    /// TLS and token options.
+    #[command(flatten)]
+    pub client: crate::cmd::client::ClientArgs,
 }
 
 /// Samples grouped by bin start, in time order.
@@ -261,14 +264,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let tally = rt.block_on(async {
         let window = prewarm_scaler::service::server::GRPC_STREAM_WINDOW;
-        let channel = tonic::transport::Endpoint::from_shared(args.addr.clone())
-            .map_err(|e| ExitError::config(format!("config key `--addr`: {e}")))?
-            .initial_stream_window_size(window)
-            .initial_connection_window_size(2 * window)
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {}", args.addr))?;
-        let mut client = TelemetryClient::new(channel)
+        let channel = args
+            .client
+            .connect(&args.addr, |e| {
+                e.initial_stream_window_size(window)
+                    .initial_connection_window_size(2 * window)
+            })
+            .await?;
+        let mut client = TelemetryClient::with_interceptor(channel, args.client.bearer()?)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(256 << 20);
         let mut tally = Tally::default();

@@ -34,11 +34,26 @@ pub struct Args {
     /// Policy spec for functions that do not name one, e.g. `reactive`.
     #[arg(long)]
     pub default_policy: Option<String>,
+    /// Serve gRPC over TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long)]
+    pub tls_cert: Option<String>,
+    /// PEM private key of --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<String>,
+    /// Require client certificates signed by this PEM CA bundle (mutual TLS).
+    #[arg(long)]
+    pub tls_client_ca: Option<String>,
+    /// Bearer-token file: one accepted token per line, `#` comments; reloaded on change.
+    /// (Tokens can also come from PREWARM_AUTH_TOKENS, comma separated.)
+    #[arg(long)]
+    pub auth_token_file: Option<String>,
 }
 
 fn config_error(e: ServiceError) -> anyhow::Error {
     match e {
-        ServiceError::Config { .. } => ExitError::config(e.to_string()),
+        ServiceError::Config { .. } | ServiceError::Credentials { .. } => {
+            ExitError::config(e.to_string())
+        }
         other => anyhow::Error::new(other),
     }
 }
@@ -71,6 +86,20 @@ pub fn load_config(args: &Args) -> anyhow::Result<service::ServiceConfig> {
         log_format: args.log_format.clone(),
         decision_interval: args.decision_interval.clone(),
         default_policy: args.default_policy.clone(),
+        tls: (args.tls_cert.is_some() || args.tls_key.is_some() || args.tls_client_ca.is_some())
+            .then(|| service::config::TlsFile {
+                cert: args.tls_cert.clone(),
+                key: args.tls_key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+                reload_interval: None,
+            }),
+        auth: args
+            .auth_token_file
+            .clone()
+            .map(|f| service::config::AuthFile {
+                token_file: Some(f),
+                ..Default::default()
+            }),
         ..RawConfig::default()
     };
     file.merge(env)
@@ -112,7 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let signal = shutdown_signal()?;
-        let handle = service::spawn(cfg).await?;
+        let handle = service::spawn(cfg).await.map_err(config_error)?;
         // Printed on stdout so scripts can find the ports (useful with port 0).
         println!(
             "prewarm serving grpc={} admin={}",

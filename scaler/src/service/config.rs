@@ -7,6 +7,7 @@ use crate::actuate::TargetSpec;
 use crate::policy::{parse_duration_ms, Millis, PolicySpec};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// How the service tells time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -121,6 +122,86 @@ pub struct ActuatorFile {
     pub poll: Option<String>,
 }
 
+/// The `[tls]` table: TLS (and, with `client_ca`, mutual TLS) on the gRPC port.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain of the server (leaf first).
+    pub cert: Option<String>,
+    /// PEM private key of the server (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<String>,
+    /// PEM CA certificate(s) that client certificates must chain to; set = mutual TLS.
+    pub client_ca: Option<String>,
+    /// How often the files are checked for changes, e.g. `10s` (1 s ..= 1 h).
+    pub reload_interval: Option<String>,
+}
+
+/// Bearer tokens as written (file contents never pass through here; environment tokens do).
+/// `Debug` shows only how many there are, never the values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Tokens(pub Vec<String>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens(<{} redacted>)", self.0.len())
+    }
+}
+
+/// The `[auth]` table: per-RPC bearer tokens on the prewarm.v1 and KEDA services.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// File of accepted tokens: one per line, `#` starts a comment line; reloaded on change.
+    pub token_file: Option<String>,
+    /// How often the token file is checked for changes, e.g. `10s` (1 s ..= 1 h).
+    pub reload_interval: Option<String>,
+    /// gRPC services that need no token, e.g. `["externalscaler.ExternalScaler"]` (KEDA sends
+    /// no token; secure that service with mutual TLS instead).
+    pub exempt: Option<Vec<String>>,
+    /// Tokens from `PREWARM_AUTH_TOKENS` (comma separated). Not settable in the file: a
+    /// `tokens` key there is rejected, secrets belong in a token file or the environment.
+    #[serde(skip)]
+    pub tokens: Option<Tokens>,
+}
+
+/// Validated TLS settings of the gRPC port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA bundle for client certificates (PEM); `Some` = mutual TLS, a client certificate is
+    /// required.
+    pub client_ca: Option<PathBuf>,
+    /// Interval of the file-change check, ms.
+    pub reload_interval_ms: Millis,
+}
+
+/// Validated bearer-token settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Token file, if any (reloaded on change).
+    pub token_file: Option<PathBuf>,
+    /// Tokens from the environment (fixed for the life of the process).
+    pub tokens: Tokens,
+    /// Interval of the token-file change check, ms.
+    pub reload_interval_ms: Millis,
+    /// gRPC service names that need no token.
+    pub exempt: Vec<String>,
+}
+
+/// Default interval of the certificate and token file checks, ms.
+pub const DEFAULT_RELOAD_INTERVAL_MS: Millis = 10_000;
+
+/// The gRPC services a token guards (grpc.health.v1 and reflection stay open).
+pub const GUARDED_SERVICES: [&str; 4] = [
+    "prewarm.v1.Telemetry",
+    "prewarm.v1.Decisions",
+    "prewarm.v1.Functions",
+    "externalscaler.ExternalScaler",
+];
+
 /// A `[[function]]` table.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +266,10 @@ pub struct RawConfig {
     pub auto_register: Option<bool>,
     /// `[actuator]` table.
     pub actuator: Option<ActuatorFile>,
+    /// `[tls]` table.
+    pub tls: Option<TlsFile>,
+    /// `[auth]` table.
+    pub auth: Option<AuthFile>,
     /// `[[function]]` tables.
     #[serde(default, rename = "function")]
     pub functions: Vec<FunctionFile>,
@@ -231,6 +316,10 @@ pub struct ServiceConfig {
     pub functions: Vec<FunctionConfig>,
     /// Actuator reconcile settings.
     pub actuator: ReconcileConfig,
+    /// TLS on the gRPC port; `None` = plaintext.
+    pub tls: Option<TlsConfig>,
+    /// Bearer tokens; `None` = no token check.
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -292,6 +381,36 @@ impl RawConfig {
                     r.actuator.get_or_insert_with(ActuatorFile::default).shadow =
                         Some(boolean(&k, &v)?)
                 }
+                "tls_cert" => r.tls.get_or_insert_with(TlsFile::default).cert = Some(v),
+                "tls_key" => r.tls.get_or_insert_with(TlsFile::default).key = Some(v),
+                "tls_client_ca" => r.tls.get_or_insert_with(TlsFile::default).client_ca = Some(v),
+                "tls_reload_interval" => {
+                    r.tls.get_or_insert_with(TlsFile::default).reload_interval = Some(v)
+                }
+                "auth_token_file" => {
+                    r.auth.get_or_insert_with(AuthFile::default).token_file = Some(v)
+                }
+                "auth_reload_interval" => {
+                    r.auth.get_or_insert_with(AuthFile::default).reload_interval = Some(v)
+                }
+                "auth_exempt" => {
+                    r.auth.get_or_insert_with(AuthFile::default).exempt = Some(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect(),
+                    )
+                }
+                "auth_tokens" => {
+                    r.auth.get_or_insert_with(AuthFile::default).tokens = Some(Tokens(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect(),
+                    ))
+                }
                 // Other PREWARM_* variables (e.g. PREWARM_CONFIG) belong to the CLI.
                 _ => {}
             }
@@ -335,6 +454,14 @@ impl RawConfig {
                 resync,
                 poll
             );
+        }
+        if let Some(o) = other.tls {
+            let t = self.tls.get_or_insert_with(TlsFile::default);
+            merge_fields!(t, o, cert, key, client_ca, reload_interval);
+        }
+        if let Some(o) = other.auth {
+            let a = self.auth.get_or_insert_with(AuthFile::default);
+            merge_fields!(a, o, token_file, reload_interval, exempt, tokens);
         }
         self
     }
@@ -509,8 +636,12 @@ impl RawConfig {
             ));
         }
         let actuator = validate_actuator(self.actuator.unwrap_or_default())?;
+        let tls = self.tls.map(validate_tls).transpose()?.flatten();
+        let auth = self.auth.map(validate_auth).transpose()?.flatten();
         Ok(ServiceConfig {
             actuator,
+            tls,
+            auth,
             grpc_addr,
             admin_addr,
             redis_url: self.redis_url,
@@ -572,6 +703,95 @@ fn validate_actuator(a: ActuatorFile) -> Result<ReconcileConfig, ServiceError> {
         ));
     }
     Ok(c)
+}
+
+fn reload_interval(key: &str, v: Option<String>) -> Result<Millis, ServiceError> {
+    let ms = match v {
+        None => DEFAULT_RELOAD_INTERVAL_MS,
+        Some(s) => parse_duration_ms(&s).map_err(|e| ServiceError::config(key, e))?,
+    };
+    if !(1_000..=3_600_000).contains(&ms) {
+        return Err(ServiceError::config(key, "must be within 1s..=1h"));
+    }
+    Ok(ms)
+}
+
+fn path(key: &str, v: Option<String>) -> Result<Option<PathBuf>, ServiceError> {
+    match v {
+        Some(s) if s.trim().is_empty() => Err(ServiceError::config(key, "empty path")),
+        other => Ok(other.map(PathBuf::from)),
+    }
+}
+
+/// `[tls]`: cert and key go together; client_ca needs them. An empty table = plaintext.
+fn validate_tls(t: TlsFile) -> Result<Option<TlsConfig>, ServiceError> {
+    let reload_interval_ms = reload_interval("tls.reload_interval", t.reload_interval)?;
+    let cert = path("tls.cert", t.cert)?;
+    let key = path("tls.key", t.key)?;
+    let client_ca = path("tls.client_ca", t.client_ca)?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsConfig {
+            cert,
+            key,
+            client_ca,
+            reload_interval_ms,
+        })),
+        (Some(_), None) => Err(ServiceError::config(
+            "tls.key",
+            "tls.cert is set: the private key is needed too",
+        )),
+        (None, Some(_)) => Err(ServiceError::config(
+            "tls.cert",
+            "tls.key is set: the certificate is needed too",
+        )),
+        (None, None) if client_ca.is_some() => Err(ServiceError::config(
+            "tls.cert",
+            "tls.client_ca (mutual TLS) needs tls.cert and tls.key",
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `[auth]`: a token file and/or environment tokens; exempt names known services.
+fn validate_auth(a: AuthFile) -> Result<Option<AuthConfig>, ServiceError> {
+    let reload_interval_ms = reload_interval("auth.reload_interval", a.reload_interval)?;
+    let token_file = path("auth.token_file", a.token_file)?;
+    let exempt = a.exempt.unwrap_or_default();
+    for s in &exempt {
+        if !GUARDED_SERVICES.contains(&s.as_str()) {
+            return Err(ServiceError::config(
+                "auth.exempt",
+                format!("`{s}` is not one of {}", GUARDED_SERVICES.join(", ")),
+            ));
+        }
+    }
+    let tokens = a.tokens.unwrap_or_default();
+    if let Some(bad) = tokens.0.iter().position(|t| !valid_token(t)) {
+        return Err(ServiceError::config(
+            "PREWARM_AUTH_TOKENS",
+            format!("token {} has characters outside visible ASCII", bad + 1),
+        ));
+    }
+    if token_file.is_none() && tokens.0.is_empty() {
+        if exempt.is_empty() {
+            return Ok(None);
+        }
+        return Err(ServiceError::config(
+            "auth.token_file",
+            "auth.exempt is set but no tokens are: set auth.token_file or PREWARM_AUTH_TOKENS",
+        ));
+    }
+    Ok(Some(AuthConfig {
+        token_file,
+        tokens,
+        reload_interval_ms,
+        exempt,
+    }))
+}
+
+/// A token can travel in an HTTP header: visible ASCII, no spaces.
+pub fn valid_token(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Checks an instance memory size (1 MB ..= 1 TB); the error names `key`.
@@ -728,6 +948,77 @@ mod tests {
                 .actuator
                 .shadow
         );
+    }
+
+    #[test]
+    fn tls_and_auth_tables_validate_and_errors_name_keys() {
+        let c = RawConfig::from_toml(
+            "[tls]\ncert = \"s.pem\"\nkey = \"s.key\"\nclient_ca = \"ca.pem\"\n\
+             [auth]\ntoken_file = \"t\"\nexempt = [\"externalscaler.ExternalScaler\"]\n",
+        )
+        .unwrap()
+        .validate()
+        .unwrap();
+        let t = c.tls.unwrap();
+        assert_eq!(t.client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(t.reload_interval_ms, DEFAULT_RELOAD_INTERVAL_MS);
+        assert_eq!(
+            c.auth.unwrap().exempt,
+            vec!["externalscaler.ExternalScaler"]
+        );
+        assert!(ServiceConfig::default().tls.is_none() && ServiceConfig::default().auth.is_none());
+
+        let bad = |text: &str| err_key(RawConfig::from_toml(text).unwrap().validate());
+        assert_eq!(bad("[tls]\nkey = \"k\""), "tls.cert");
+        assert_eq!(bad("[tls]\ncert = \"c\""), "tls.key");
+        assert_eq!(bad("[tls]\nclient_ca = \"ca\""), "tls.cert");
+        assert_eq!(
+            bad("[tls]\ncert = \"c\"\nkey = \"k\"\nreload_interval = \"10ms\""),
+            "tls.reload_interval"
+        );
+        assert_eq!(
+            bad("[auth]\nexempt = [\"grpc.health.v1.Health\"]\ntoken_file = \"t\""),
+            "auth.exempt"
+        );
+        assert_eq!(
+            bad("[auth]\nexempt = [\"prewarm.v1.Decisions\"]"),
+            "auth.token_file"
+        );
+        // Tokens are not accepted in the file (secrets go in a token file or the environment).
+        match RawConfig::from_toml("[auth]\ntokens = [\"x\"]") {
+            Err(ServiceError::Config { key, .. }) => assert_eq!(key, "tokens"),
+            other => panic!("{other:?}"),
+        }
+
+        // Environment: tokens (comma separated) and paths; flags/env layer over the file.
+        let env = RawConfig::from_env([
+            ("PREWARM_AUTH_TOKENS".into(), " tok-one, tok-two ,,".into()),
+            ("PREWARM_TLS_CERT".into(), "env.pem".into()),
+            ("PREWARM_TLS_KEY".into(), "env.key".into()),
+        ])
+        .unwrap();
+        assert!(
+            !format!("{env:?}").contains("tok-one"),
+            "tokens are redacted in Debug"
+        );
+        let c = RawConfig::from_toml(
+            "[tls]\ncert = \"file.pem\"\nkey = \"file.key\"\nreload_interval = \"30s\"",
+        )
+        .unwrap()
+        .merge(env)
+        .validate()
+        .unwrap();
+        let t = c.tls.unwrap();
+        assert_eq!(
+            (t.cert, t.reload_interval_ms),
+            (PathBuf::from("env.pem"), 30_000)
+        );
+        assert_eq!(
+            c.auth.unwrap().tokens,
+            Tokens(vec!["tok-one".into(), "tok-two".into()])
+        );
+        let env = RawConfig::from_env([("PREWARM_AUTH_TOKENS".into(), "a b".into())]).unwrap();
+        assert_eq!(err_key(env.validate()), "PREWARM_AUTH_TOKENS");
     }
 
     #[test]

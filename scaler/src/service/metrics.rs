@@ -45,6 +45,14 @@ pub struct Metrics {
     pub actuator_failing: IntGauge,
     /// Per actuated target (capped label set): desired (after guardrails) and observed values.
     pub actuator_value: IntGaugeVec,
+    /// Certificate / token file reloads, by what (tls, tokens) and outcome (ok, error).
+    pub credential_reloads: IntCounterVec,
+    /// 1 while the newest version of a credential file is rejected (the old one is in use).
+    pub credential_reload_failing: IntGaugeVec,
+    /// TLS handshakes that failed (junk, no or untrusted client certificate, timeout).
+    pub tls_handshake_failures: IntCounter,
+    /// RPCs refused by the bearer-token check, by reason (missing, invalid).
+    pub auth_failures: IntCounterVec,
     label_cap: usize,
     labelled: Mutex<HashSet<String>>,
 }
@@ -193,6 +201,43 @@ impl Metrics {
                         "Per actuated target: desired (after guardrails) and observed values",
                     ),
                     &["function", "state"],
+                )?,
+            ),
+            credential_reloads: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "prewarm_credential_reloads_total",
+                        "Reloads of changed certificate, key or token files",
+                    ),
+                    &["what", "outcome"],
+                )?,
+            ),
+            credential_reload_failing: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "prewarm_credential_reload_failing",
+                        "1 while a changed credential file is rejected and the previous one is kept",
+                    ),
+                    &["what"],
+                )?,
+            ),
+            tls_handshake_failures: reg(
+                &r,
+                IntCounter::new(
+                    "prewarm_tls_handshake_failures_total",
+                    "TLS handshakes on the gRPC port that failed or timed out",
+                )?,
+            ),
+            auth_failures: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "prewarm_auth_failures_total",
+                        "RPCs refused by the bearer-token check",
+                    ),
+                    &["reason"],
                 )?,
             ),
             label_cap,

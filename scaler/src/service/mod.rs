@@ -12,7 +12,9 @@
 //! - [`store`]: persistence (Redis) of history, policy inputs and decisions;
 //! - [`grpc`]: the gRPC services; [`admin`]: `/metrics`, `/live`, `/ready`;
 //! - [`metrics`]: Prometheus metrics; [`server`]: spawning, shutdown, logging;
-//! - [`actuator`]: the tasks that write Knative min-scale and Lambda provisioned concurrency.
+//! - [`actuator`]: the tasks that write Knative min-scale and Lambda provisioned concurrency;
+//! - [`tls`]: TLS / mutual TLS on the gRPC port; [`auth`]: bearer tokens; [`reload`]: change
+//!   detection of certificate, key and token files.
 //!
 //! Answers for KEDA: a function that is unknown or has no data yet gets `desired = min` of its
 //! configuration (0 when unconfigured) and `IsActive = false`, so KEDA keeps polling and the
@@ -20,6 +22,7 @@
 
 pub mod actuator;
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod grpc;
@@ -28,11 +31,15 @@ pub mod metrics;
 pub mod persist;
 pub mod pool;
 pub mod proto;
+pub mod reload;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod validate;
 
-pub use config::{ClockMode, FunctionConfig, LogFormat, RawConfig, ServiceConfig};
+pub use config::{
+    AuthConfig, ClockMode, FunctionConfig, LogFormat, RawConfig, ServiceConfig, TlsConfig,
+};
 pub use engine::{DecisionRecord, Engine};
 pub use server::{init_logging, spawn, ServiceHandle};
 
@@ -62,6 +69,14 @@ pub enum ServiceError {
     /// Redis failed.
     #[error("redis: {0}")]
     Redis(String),
+    /// A certificate, key or token file cannot be read or is invalid; `file` names it.
+    #[error("{file}: {message}")]
+    Credentials {
+        /// The file (path as configured).
+        file: String,
+        /// What is wrong (never the secret itself).
+        message: String,
+    },
     /// Socket or other I/O failure.
     #[error("{context}: {source}")]
     Io {
@@ -73,6 +88,14 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// A credentials-file error naming `file`.
+    pub fn credentials(file: &std::path::Path, message: impl Into<String>) -> Self {
+        ServiceError::Credentials {
+            file: file.display().to_string(),
+            message: message.into(),
+        }
+    }
+
     /// A configuration error naming `key`.
     pub fn config(key: &str, message: impl Into<String>) -> Self {
         ServiceError::Config {
@@ -92,7 +115,9 @@ impl From<ServiceError> for tonic::Status {
             ServiceError::NotFound(_) => tonic::Status::not_found(msg),
             ServiceError::AlreadyExists(_) => tonic::Status::already_exists(msg),
             ServiceError::ResourceExhausted(_) => tonic::Status::resource_exhausted(msg),
-            ServiceError::Redis(_) | ServiceError::Io { .. } => tonic::Status::unavailable(msg),
+            ServiceError::Redis(_) | ServiceError::Io { .. } | ServiceError::Credentials { .. } => {
+                tonic::Status::unavailable(msg)
+            }
         }
     }
 }

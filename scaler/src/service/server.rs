@@ -4,6 +4,7 @@
 
 use super::actuator::{self, Actuators};
 use super::admin::{self, AdminState};
+use super::auth::{TokenCheck, TokenStore};
 use super::config::{ClockMode, LogFormat, ServiceConfig};
 use super::engine::Engine;
 use super::grpc::{self, Shared};
@@ -14,6 +15,8 @@ use super::proto::prewarm::v1::{
     decisions_server::DecisionsServer, functions_server::FunctionsServer,
     telemetry_server::TelemetryServer,
 };
+use super::reload;
+use super::tls::{self, TlsState};
 use super::ServiceError;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,12 +62,7 @@ fn oversized_is_resource_exhausted<B>(
 }
 
 /// gRPC service names reported by grpc.health.v1 (plus "" for the whole server).
-pub const SERVICE_NAMES: [&str; 4] = [
-    "prewarm.v1.Telemetry",
-    "prewarm.v1.Decisions",
-    "prewarm.v1.Functions",
-    "externalscaler.ExternalScaler",
-];
+pub const SERVICE_NAMES: [&str; 4] = super::config::GUARDED_SERVICES;
 
 /// A running service.
 #[derive(Debug)]
@@ -135,6 +133,12 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         Metrics::new(cfg.metrics_function_labels)
             .map_err(|e| ServiceError::InvalidArgument(format!("metrics: {e}")))?,
     );
+    // One rustls crypto provider (aws-lc-rs) for the whole process, TLS on or off: the
+    // actuators' clients (kube, AWS SDK) build rustls configs too.
+    tls::install_crypto_provider();
+    // Credentials first: a missing or bad file fails the start, naming the file.
+    let tls_state = cfg.tls.clone().map(TlsState::load).transpose()?;
+    let tokens = cfg.auth.clone().map(TokenStore::load).transpose()?;
     let engine = Arc::new(Engine::new(cfg.clone(), metrics.clone())?);
     let (store, persist_status) =
         persist::start(cfg.redis_url.as_deref(), &cfg.redis_prefix, &engine).await?;
@@ -172,6 +176,13 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         .map_err(|e| ServiceError::InvalidArgument(format!("reflection: {e}")))?;
     // Wide HTTP/2 windows: ingestion messages are large (10k samples ≈ 400 KB); the 64 KiB
     // default costs a flow-control round trip per 64 KiB.
+    // Bearer tokens guard the prewarm.v1 and KEDA services (not health, not reflection).
+    let check = |service: &str| match (&tokens, &cfg.auth) {
+        (Some(store), Some(a)) if !a.exempt.iter().any(|e| e == service) => {
+            TokenCheck::new(store.clone(), metrics.clone())
+        }
+        _ => TokenCheck::open(),
+    };
     let router = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(GRPC_STREAM_WINDOW))
         .initial_connection_window_size(Some(2 * GRPC_STREAM_WINDOW))
@@ -180,21 +191,64 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         ))
         .add_service(health_svc)
         .add_service(reflection)
-        .add_service(
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             TelemetryServer::new(grpc::TelemetryService(shared.clone()))
                 .max_decoding_message_size(max_message_bytes(cfg.max_batch)),
-        )
-        .add_service(DecisionsServer::new(grpc::DecisionsService(shared.clone())))
-        .add_service(FunctionsServer::new(grpc::FunctionsService(shared.clone())))
-        .add_service(ExternalScalerServer::new(grpc::KedaService(shared.clone())));
+            check(SERVICE_NAMES[0]),
+        ))
+        .add_service(DecisionsServer::with_interceptor(
+            grpc::DecisionsService(shared.clone()),
+            check(SERVICE_NAMES[1]),
+        ))
+        .add_service(FunctionsServer::with_interceptor(
+            grpc::FunctionsService(shared.clone()),
+            check(SERVICE_NAMES[2]),
+        ))
+        .add_service(ExternalScalerServer::with_interceptor(
+            grpc::KedaService(shared.clone()),
+            check(SERVICE_NAMES[3]),
+        ));
     let mut d = drain_rx.clone();
-    let grpc_task = tokio::spawn(async move {
-        router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_l), async move {
-                grpc::drained(&mut d).await
+    let grpc_task = match &tls_state {
+        None => tokio::spawn(async move {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_l), async move {
+                    grpc::drained(&mut d).await
+                })
+                .await
+        }),
+        Some(state) => {
+            let incoming = tls::incoming(grpc_l, state.clone(), metrics.clone(), drain_rx.clone());
+            tokio::spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(
+                        incoming,
+                        async move { grpc::drained(&mut d).await },
+                    )
+                    .await
             })
-            .await
-    });
+        }
+    };
+    let mut reload_tasks = Vec::new();
+    if let Some(state) = &tls_state {
+        let every = state.settings().reload_interval_ms;
+        reload_tasks.push(reload::spawn_poller(
+            state.clone(),
+            every,
+            metrics.clone(),
+            drain_rx.clone(),
+        ));
+    }
+    if let (Some(store), Some(a)) = (&tokens, &cfg.auth) {
+        if a.token_file.is_some() {
+            reload_tasks.push(reload::spawn_poller(
+                store.clone(),
+                a.reload_interval_ms,
+                metrics.clone(),
+                drain_rx.clone(),
+            ));
+        }
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let app = admin::router(AdminState {
         metrics: metrics.clone(),
@@ -244,7 +298,16 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
         drain_rx.clone(),
     );
     ready.store(true, Ordering::Release);
-    tracing::info!(%grpc_addr, %admin_addr, clock = ?cfg.clock, persistence = %persist_status.get().describe(), "prewarm serving");
+    tracing::info!(
+        %grpc_addr,
+        %admin_addr,
+        clock = ?cfg.clock,
+        persistence = %persist_status.get().describe(),
+        tls = tls_state.is_some(),
+        mtls = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        tokens = tokens.as_ref().map_or(0, |t| t.len()),
+        "prewarm serving"
+    );
 
     let drain_timeout_ms = cfg.drain_timeout_ms;
     let engine_for_task = engine.clone();
@@ -283,6 +346,9 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
             let _ = t.await;
         }
         let _ = actuator_task.await;
+        for t in reload_tasks {
+            let _ = t.await;
+        }
         if let Some(t) = flush_task {
             match t.await {
                 Ok(Some(store)) => {
