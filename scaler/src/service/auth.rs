@@ -35,10 +35,18 @@ pub fn parse_token_file(file: &Path, text: &[u8]) -> Result<Vec<String>, Service
     Ok(out)
 }
 
+/// SHA-256 of a token.
+fn digest(token: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token).into()
+}
+
 /// The accepted tokens, swapped atomically when the token file changes.
 pub struct TokenStore {
     settings: AuthConfig,
-    current: ArcSwap<Vec<Vec<u8>>>,
+    /// SHA-256 of each accepted token: comparing fixed-length digests keeps a token's length
+    /// from showing through timing.
+    current: ArcSwap<Vec<[u8; 32]>>,
     tracker: SharedTracker,
 }
 
@@ -70,7 +78,7 @@ impl TokenStore {
         }
     }
 
-    fn build(s: &AuthConfig, files: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, ServiceError> {
+    fn build(s: &AuthConfig, files: &[Vec<u8>]) -> Result<Vec<[u8; 32]>, ServiceError> {
         let mut tokens: Vec<Vec<u8>> = s.tokens.0.iter().map(|t| t.as_bytes().to_vec()).collect();
         if let (Some(p), Some(text)) = (&s.token_file, files.first()) {
             let from_file = parse_token_file(p, text)?;
@@ -82,7 +90,7 @@ impl TokenStore {
             }
             tokens.extend(from_file.into_iter().map(String::into_bytes));
         }
-        Ok(tokens)
+        Ok(tokens.iter().map(|t| digest(t)).collect())
     }
 
     /// Number of accepted tokens.
@@ -95,13 +103,15 @@ impl TokenStore {
         self.len() == 0
     }
 
-    /// True if `presented` is an accepted token. Compares against every token in constant
-    /// time per token (only the lengths can show through timing).
+    /// True if `presented` is an accepted token. Compares the SHA-256 of `presented` with
+    /// every accepted token's in constant time, so neither content nor length shows through
+    /// timing (only the number of configured tokens does).
     pub fn accepts(&self, presented: &[u8]) -> bool {
+        let presented = digest(presented);
         let tokens = self.current.load();
         let mut ok = subtle::Choice::from(0u8);
         for t in tokens.iter() {
-            ok |= t.as_slice().ct_eq(presented);
+            ok |= t.ct_eq(&presented);
         }
         bool::from(ok)
     }

@@ -26,6 +26,11 @@ use tokio_stream::wrappers::ReceiverStream;
 /// Longest time a client may take to finish the TLS handshake before it is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most TLS handshakes in progress at once; a connection beyond it is closed at once (so
+/// clients that open connections and never finish the handshake cannot exhaust memory or
+/// file descriptors; they hold a slot for at most [`HANDSHAKE_TIMEOUT`]).
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+
 /// The crypto provider of every TLS config prewarm builds (aws-lc-rs, the one kube and the AWS
 /// SDK use too).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -166,7 +171,8 @@ impl Reloadable for TlsState {
 /// Accepts TCP connections on `listener` and runs each TLS handshake in its own task (bounded
 /// by [`HANDSHAKE_TIMEOUT`]) with the config current at accept time; finished streams come
 /// out of the returned stream for tonic. A failed handshake is logged at debug level and
-/// counted; only that connection is dropped. Stops accepting when `drain` turns true.
+/// counted; only that connection is dropped. At most [`MAX_PENDING_HANDSHAKES`] run at once.
+/// Stops accepting when `drain` turns true.
 pub fn incoming(
     listener: TcpListener,
     state: Arc<TlsState>,
@@ -174,6 +180,7 @@ pub fn incoming(
     mut drain: watch::Receiver<bool>,
 ) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = mpsc::channel(64);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -189,12 +196,19 @@ pub fn incoming(
                     continue;
                 }
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                metrics.tls_handshake_failures.inc();
+                tracing::debug!(%peer, "too many TLS handshakes in progress: connection closed");
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = TlsAcceptor::from(state.current());
             let tx = tx.clone();
             let metrics = metrics.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(slot);
+                match handshake {
                     Ok(Ok(stream)) => {
                         let _ = tx.send(Ok(stream)).await;
                     }
