@@ -27,6 +27,8 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Print the current decisions of a server.
     Decisions(cmd::decisions::Args),
+    /// Load and soak a running server: telemetry for N functions at R samples/s plus KEDA polls.
+    Loadgen(cmd::loadgen::Args),
     /// Trace utilities (synthetic traces).
     #[command(subcommand)]
     Trace(cmd::trace::TraceCommand),
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Decisions(a) => cmd::decisions::run(a),
+        Command::Loadgen(a) => cmd::loadgen::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

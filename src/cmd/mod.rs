@@ -4,6 +4,7 @@ pub mod backtest;
 pub mod client;
 pub mod decisions;
 pub mod detect;
+pub mod loadgen;
 pub mod replay;
 pub mod series_io;
 pub mod serve;

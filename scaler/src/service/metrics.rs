@@ -247,6 +247,12 @@ impl Metrics {
         for reason in RejectReason::ALL {
             m.samples_rejected.with_label_values(&[reason.as_str()]);
         }
+        // The standard process_* series (resident memory, CPU seconds, open fds), read from
+        // /proc at scrape time: what `prewarm loadgen` and dashboards watch for leaks.
+        #[cfg(target_os = "linux")]
+        m.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(m)
     }
 
