@@ -80,6 +80,7 @@ async fn service_resolves_to_revision_and_min_scale_goes_0_3_1() {
             requested: 0,
             ready: 0,
             in_progress: false,
+            failed: false,
             detail: "revision hello-00001 (service hello)".into(),
         }
     );

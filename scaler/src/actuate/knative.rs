@@ -282,6 +282,7 @@ impl Platform for KnativePlatform {
                 requested,
                 ready: requested,
                 in_progress: false,
+                failed: false,
                 detail,
             })
         })

@@ -7,7 +7,8 @@
 //!   `RequestedProvisionedConcurrentExecutions`, `ready` is
 //!   `AllocatedProvisionedConcurrentExecutions`, `in_progress` is status `IN_PROGRESS`; a
 //!   `ProvisionedConcurrencyConfigNotFoundException` reads as 0 / 0 (no config is not an
-//!   error); status `FAILED` puts Lambda's `StatusReason` into [`Observed::detail`].
+//!   error); status `FAILED` sets [`Observed::failed`] with Lambda's `StatusReason` in
+//!   [`Observed::detail`], and the next apply writes the value again.
 //! - `apply(desired, observed)` does nothing when `observed.requested == desired`; sends one
 //!   `PutProvisionedConcurrencyConfig` when `desired > 0`, one
 //!   `DeleteProvisionedConcurrencyConfig` when `desired == 0` (Lambda's delete is idempotent; a
@@ -151,6 +152,7 @@ impl LambdaPlatform {
                         requested: 0,
                         ready: 0,
                         in_progress: false,
+                        failed: false,
                         detail: "no provisioned concurrency config".to_string(),
                     });
                 }
@@ -180,12 +182,14 @@ impl LambdaPlatform {
             requested,
             ready,
             in_progress,
+            failed: status == Some(&ProvisionedConcurrencyStatusEnum::Failed),
             detail,
         })
     }
 
     async fn apply_inner(&self, desired: u32, observed: &Observed) -> Result<(), ActuateError> {
-        if desired == observed.requested {
+        // A FAILED allocation is retried by writing the same value again.
+        if desired == observed.requested && !observed.failed {
             return Ok(());
         }
         if desired == 0 {

@@ -206,6 +206,10 @@ pub struct Observed {
     pub ready: u32,
     /// A change is still being applied (Lambda `IN_PROGRESS`).
     pub in_progress: bool,
+    /// The platform gave up applying the last change (Lambda `FAILED`, reason in `detail`):
+    /// the reconcile loop counts it as an error, backs off and writes the value again.
+    #[serde(default)]
+    pub failed: bool,
     /// Platform-specific detail for status and logs (e.g. the resolved revision name).
     pub detail: String,
 }

@@ -206,7 +206,8 @@ impl Reconciler {
                 until: self.earliest(obs_at + self.cfg.poll_ms),
             };
         }
-        if self.believed.unwrap_or(0) == target {
+        // `believed` is None only after the platform reported a failed change: write again.
+        if self.believed == Some(target) {
             return Step::Wait {
                 until: self.earliest(obs_at + self.cfg.resync_ms),
             };
@@ -243,6 +244,19 @@ impl Reconciler {
     /// The result of [`Step::Observe`].
     pub fn on_observed(&mut self, res: Result<Observed, ActuateError>, now: Millis) {
         match res {
+            Ok(o) if o.failed && !self.cfg.shadow => {
+                // The platform accepted the write but could not carry it out (Lambda FAILED):
+                // an error with backoff, after which the value is written again.
+                let reason = o.detail.clone();
+                self.believed = None;
+                self.reread_at = None;
+                self.status.observed = Some(o);
+                self.status.observed_at_ms = Some(now);
+                self.failed(
+                    ActuateError::Transient(format!("the platform failed the change: {reason}")),
+                    now,
+                );
+            }
             Ok(o) => {
                 self.succeeded();
                 if !self.cfg.shadow || self.believed.is_none() {
@@ -261,7 +275,11 @@ impl Reconciler {
     pub fn on_applied(&mut self, value: u32, res: Result<(), ActuateError>, now: Millis) {
         match res {
             Ok(()) => {
-                self.succeeded();
+                // A rewrite after a failed change counts as recovered only once the platform
+                // reports it applied (so repeated failures keep backing off further).
+                if !self.status.observed.as_ref().is_some_and(|o| o.failed) {
+                    self.succeeded();
+                }
                 self.record_write(value, now);
                 // Read back to confirm (and to follow an asynchronous allocation).
                 self.reread_at = Some(now + self.cfg.poll_ms);
@@ -483,6 +501,47 @@ mod tests {
             20_000,
         );
         assert_eq!(r.status().next_attempt_ms, 80_000);
+    }
+
+    #[test]
+    fn a_failed_change_is_an_error_then_written_again_with_growing_backoff() {
+        let mut c = cfg();
+        c.min_interval_ms = 0;
+        let mut r = Reconciler::new(c, Guardrail::default(), 3);
+        r.set_desired(6);
+        r.on_observed(Ok(obs(0)), 0);
+        assert_eq!(r.next(0), Step::Apply { value: 6 });
+        r.on_applied(6, Ok(()), 0);
+        let failed = |t| Observed {
+            requested: 6,
+            ready: 0,
+            failed: true,
+            detail: format!("FAILED: no capacity ({t})"),
+            ..Observed::default()
+        };
+        let mut delays = Vec::new();
+        let mut now = 5_000;
+        for _ in 0..3 {
+            assert_eq!(r.next(now), Step::Observe);
+            r.on_observed(Ok(failed(now)), now);
+            let st = r.status();
+            assert!(st.last_error.as_deref().unwrap().contains("FAILED: no capacity"));
+            let at = st.next_attempt_ms;
+            delays.push(at - now);
+            assert_eq!(r.next(at - 1), Step::Wait { until: at });
+            // The same value is written again (the platform no longer holds it).
+            assert_eq!(r.next(at), Step::Apply { value: 6 });
+            r.on_applied(6, Ok(()), at);
+            now = at + 5_000;
+        }
+        assert_eq!(r.status().consecutive_failures, 3);
+        assert!(delays[2] > delays[0], "backoff grows: {delays:?}");
+        // READY at last: recovered.
+        assert_eq!(r.next(now), Step::Observe);
+        r.on_observed(Ok(obs(6)), now);
+        assert_eq!(r.status().consecutive_failures, 0);
+        assert_eq!(r.status().last_error, None);
+        assert!(matches!(r.next(now), Step::Wait { .. }));
     }
 
     #[test]
