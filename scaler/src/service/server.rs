@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 /// Time after a decision-interval boundary at which the wall-clock tick runs, so that the bins
@@ -211,10 +211,12 @@ pub async fn spawn(cfg: ServiceConfig) -> Result<ServiceHandle, ServiceError> {
     let mut d = drain_rx.clone();
     let grpc_task = match &tls_state {
         None => tokio::spawn(async move {
+            // TCP_NODELAY on every accepted connection (as the TLS path does): without it,
+            // Nagle holds a reply's trailers behind the client's delayed ACK, ~40 ms per call
+            // for a few percent of calls (measured with `prewarm loadgen`: Ingest p99 47 ms).
+            let incoming = TcpIncoming::from(grpc_l).with_nodelay(Some(true));
             router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_l), async move {
-                    grpc::drained(&mut d).await
-                })
+                .serve_with_incoming_shutdown(incoming, async move { grpc::drained(&mut d).await })
                 .await
         }),
         Some(state) => {
