@@ -525,7 +525,11 @@ mod tests {
             assert_eq!(r.next(now), Step::Observe);
             r.on_observed(Ok(failed(now)), now);
             let st = r.status();
-            assert!(st.last_error.as_deref().unwrap().contains("FAILED: no capacity"));
+            assert!(st
+                .last_error
+                .as_deref()
+                .unwrap()
+                .contains("FAILED: no capacity"));
             let at = st.next_attempt_ms;
             delays.push(at - now);
             assert_eq!(r.next(at - 1), Step::Wait { until: at });
