@@ -134,11 +134,15 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 /// Runs `prewarm serve` until SIGTERM / SIGINT.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = load_config(&args)?;
-    service::init_logging(cfg.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Inside the runtime: the OpenTelemetry exporter (feature `otel`) needs it.
+    let _logging = {
+        let _rt = rt.enter();
+        service::init_logging(cfg.log_format).map_err(ExitError::config)?
+    };
     rt.block_on(async move {
         let signal = shutdown_signal()?;
         let handle = service::spawn(cfg).await.map_err(config_error)?;

@@ -272,7 +272,15 @@ async fn run_target(
             }
             Step::Apply { value } => {
                 let observed = rec.status().observed.clone().unwrap_or_default();
-                let r = platform.apply(value, &observed).await;
+                let span = tracing::info_span!(
+                    "actuate",
+                    function = %fc.id,
+                    target = %description,
+                    from = observed.requested,
+                    to = value
+                );
+                let r =
+                    tracing::Instrument::instrument(platform.apply(value, &observed), span).await;
                 metrics
                     .actuator_calls
                     .with_label_values(&[kind, "apply", outcome(&r)])

@@ -666,6 +666,13 @@ impl Engine {
 
     /// One tick at `now` over every function; publishes the changed decisions atomically.
     pub fn tick(&self, now: Millis) {
+        let span = tracing::info_span!(
+            "tick",
+            at_ms = now,
+            functions = self.function_count(),
+            changed = tracing::field::Empty
+        );
+        let _span = span.enter();
         let timer = self.metrics.tick_seconds.start_timer();
         let iv = self.cfg.decision_interval_ms;
         let mut changed = Vec::new();
@@ -677,6 +684,7 @@ impl Engine {
                 }
             }
         }
+        span.record("changed", changed.len());
         self.publish(changed, &[], Some(now));
         timer.observe_duration();
     }

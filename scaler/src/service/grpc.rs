@@ -231,9 +231,21 @@ async fn ingest_batch(shared: &Shared, samples: Vec<pb::Sample>) -> Result<Inges
         .map_err(|_| Status::unavailable("shutting down"))?;
     let engine = shared.engine.clone();
     let now = shared.now();
-    tokio::task::spawn_blocking(move || engine.ingest(&samples, now))
-        .await
-        .map_err(|e| Status::internal(format!("ingestion task failed: {e}")))
+    let span = tracing::debug_span!(
+        "ingest",
+        samples = samples.len(),
+        accepted = tracing::field::Empty,
+        rejected = tracing::field::Empty
+    );
+    tokio::task::spawn_blocking(move || {
+        let _span = span.enter();
+        let out = engine.ingest(&samples, now);
+        span.record("accepted", out.accepted);
+        span.record("rejected", out.rejected);
+        out
+    })
+    .await
+    .map_err(|e| Status::internal(format!("ingestion task failed: {e}")))
 }
 
 /// prewarm.v1.Telemetry.

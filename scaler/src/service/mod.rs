@@ -28,6 +28,8 @@ pub mod engine;
 pub mod grpc;
 pub mod history;
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod persist;
 pub mod pool;
 pub mod proto;
@@ -41,7 +43,7 @@ pub use config::{
     AuthConfig, ClockMode, FunctionConfig, LogFormat, RawConfig, ServiceConfig, TlsConfig,
 };
 pub use engine::{DecisionRecord, Engine};
-pub use server::{init_logging, spawn, ServiceHandle};
+pub use server::{init_logging, spawn, LoggingGuard, ServiceHandle};
 
 /// Errors of the service.
 #[derive(Debug, thiserror::Error)]

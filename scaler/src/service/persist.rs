@@ -135,7 +135,12 @@ pub async fn flush(
     }
     let m = engine.metrics();
     let timer = m.redis_flush_seconds.start_timer();
-    let res = store.flush(&dirty, &deleted).await;
+    let span = tracing::info_span!(
+        "redis_flush",
+        functions = dirty.len(),
+        deleted = deleted.len()
+    );
+    let res = tracing::Instrument::instrument(store.flush(&dirty, &deleted), span).await;
     timer.observe_duration();
     match res {
         Ok(()) => {

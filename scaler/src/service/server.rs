@@ -107,16 +107,39 @@ impl ServiceHandle {
 }
 
 /// Sets up tracing logs (`RUST_LOG` filters, default `info`). Safe to call twice.
-pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+///
+/// With the `otel` feature and `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) set,
+/// spans are also exported over OTLP/gRPC (call this inside a tokio runtime then); an endpoint
+/// that cannot be used is an error naming the variable. Keep the guard until exit: dropping it
+/// flushes the spans not yet sent.
+pub fn init_logging(format: LogFormat) -> Result<LoggingGuard, String> {
+    use tracing_subscriber::{prelude::*, EnvFilter};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => b.json().try_init(),
-        LogFormat::Text => b.try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
+    let registry = tracing_subscriber::registry().with(filter).with(fmt);
+    #[cfg(feature = "otel")]
+    if let Some((layer, guard)) = super::otel::layer().map_err(|e| {
+        format!(
+            "config key `{}`: {e}",
+            super::otel::ENDPOINT_VARS.join("` / `")
+        )
+    })? {
+        let _ = registry.with(layer).try_init();
+        return Ok(LoggingGuard { _otel: Some(guard) });
+    }
+    let _ = registry.try_init();
+    Ok(LoggingGuard::default())
+}
+
+/// Keeps log and trace export running; dropping it flushes exported spans (feature `otel`).
+#[derive(Debug, Default)]
+pub struct LoggingGuard {
+    #[cfg(feature = "otel")]
+    _otel: Option<super::otel::OtelGuard>,
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, ServiceError> {
