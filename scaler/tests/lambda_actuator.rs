@@ -464,7 +464,10 @@ async fn failed_allocation_reports_its_reason() {
     platform.apply(6, &Observed::default()).await.unwrap();
     assert!(fake.fail_allocation("f", "live", "Function failed on initialization"));
     let o = platform.observe().await.unwrap();
-    assert_eq!((o.requested, o.ready, o.in_progress, o.failed), (6, 0, false, true));
+    assert_eq!(
+        (o.requested, o.ready, o.in_progress, o.failed),
+        (6, 0, false, true)
+    );
     assert_eq!(o.detail, "FAILED: Function failed on initialization");
     // Applying the same value again asks Lambda to allocate again.
     platform.apply(6, &o).await.unwrap();
