@@ -9,7 +9,7 @@
 mod service_support;
 
 use prewarm_scaler::actuate::fakes::kube::{FakeKube, KnativeKind};
-use prewarm_scaler::actuate::fakes::lambda::{self as fl, FakeLambda};
+use prewarm_scaler::actuate::fakes::lambda::FakeLambda;
 use prewarm_scaler::service::proto::prewarm::v1 as pb;
 use prewarm_scaler::service::proto::prewarm::v1::functions_client::FunctionsClient;
 use prewarm_scaler::service::proto::prewarm::v1::telemetry_client::TelemetryClient;
@@ -52,12 +52,7 @@ async fn fakes() -> Fakes {
     .unwrap();
     // Edition 2021: setting the environment is safe; this test binary is ours alone.
     std::env::set_var("KUBECONFIG", &kubeconfig);
-    std::env::set_var("AWS_ACCESS_KEY_ID", fl::ACCESS_KEY_ID);
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", fl::SECRET_ACCESS_KEY);
-    std::env::set_var("AWS_REGION", fl::REGION);
-    std::env::set_var("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint_url());
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    std::env::remove_var("AWS_PROFILE");
+    aws_env_for(&lambda);
     Fakes {
         kube,
         lambda,

@@ -7,7 +7,7 @@
 
 mod service_support;
 
-use prewarm_scaler::actuate::fakes::lambda::{self as fl, FakeLambda, Fault};
+use prewarm_scaler::actuate::fakes::lambda::{FakeLambda, Fault};
 use prewarm_scaler::service::proto::externalscaler::external_scaler_client::ExternalScalerClient;
 use prewarm_scaler::service::proto::prewarm::v1 as pb;
 use prewarm_scaler::service::proto::prewarm::v1::functions_client::FunctionsClient;
@@ -32,12 +32,7 @@ async fn decisions_keep_flowing_to_keda_while_lambda_fails_and_the_write_lands_a
     let lambda = FakeLambda::start().await.unwrap();
     lambda.put_function("checkout", 512, Some(100), &["1"], &[("live", "1")]);
     // Edition 2021: setting the environment is safe; this test binary is ours alone.
-    std::env::set_var("AWS_ACCESS_KEY_ID", fl::ACCESS_KEY_ID);
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", fl::SECRET_ACCESS_KEY);
-    std::env::set_var("AWS_REGION", fl::REGION);
-    std::env::set_var("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint_url());
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    std::env::remove_var("AWS_PROFILE");
+    aws_env_for(&lambda);
     lambda.fail_next(
         FAILURES,
         Fault::Error {

@@ -18,7 +18,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prewarm_scaler::service::proto::prewarm::v1 as pb;
 use service_support::*;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use tonic::{Request, Response, Status};
@@ -101,20 +100,8 @@ async fn serve_exports_ingest_and_tick_spans_over_otlp() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let grpc = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc="))
-        .expect("the serving line names the gRPC address")
-        .to_string();
-    let mut tel = pb::telemetry_client::TelemetryClient::connect(format!("http://{grpc}"))
+    let grpc = serving_addr(&mut child).await;
+    let mut tel = pb::telemetry_client::TelemetryClient::connect(grpc)
         .await
         .unwrap();
     // Six 10 s bins: the event clock crosses decision ticks.

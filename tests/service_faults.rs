@@ -13,7 +13,6 @@ use pb::telemetry_client::TelemetryClient;
 use prewarm_scaler::service::proto::prewarm::v1 as pb;
 use prewarm_scaler::service::ServiceHandle;
 use service_support::*;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -219,20 +218,8 @@ async fn serve_child(config: &std::path::Path) -> (Guard, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let grpc = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc="))
-        .unwrap_or_else(|| panic!("the serving line names the gRPC address: {line:?}"))
-        .to_string();
-    (Guard(child), format!("http://{grpc}"))
+    let grpc = serving_addr(&mut child).await;
+    (Guard(child), grpc)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,6 @@ use pb::functions_client::FunctionsClient;
 use pb::telemetry_client::TelemetryClient;
 use prewarm_scaler::service::proto::prewarm::v1 as pb;
 use service_support::*;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -112,22 +111,8 @@ async fn sigterm_flushes_to_redis_and_exits_0() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let grpc = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc="))
-        .expect("the serving line names the gRPC address")
-        .to_string();
-    let mut tel = TelemetryClient::connect(format!("http://{grpc}"))
-        .await
-        .unwrap();
+    let grpc = serving_addr(&mut child).await;
+    let mut tel = TelemetryClient::connect(grpc).await.unwrap();
     let samples = (0..4)
         .map(|i| sample("terminated", T0 + i * 10_000, 10.0, 1.0))
         .collect();

@@ -193,3 +193,35 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// Reads the first stdout line of a `prewarm serve` child started with piped stdout
+/// ("prewarm serving grpc=ADDR admin=ADDR") and returns `http://ADDR` of the gRPC port.
+pub async fn serving_addr(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("reads the serving line");
+        line
+    })
+    .await
+    .expect("reader task");
+    let grpc = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("grpc="))
+        .unwrap_or_else(|| panic!("the serving line names the gRPC address: {line:?}"));
+    format!("http://{grpc}")
+}
+
+/// Points the AWS SDK's standard chain at a Lambda fake: its static test keys and region,
+/// `AWS_ENDPOINT_URL_LAMBDA`, no instance metadata, no profile. (Edition 2021: setting the
+/// environment is safe; a test binary that calls this owns its environment.)
+pub fn aws_env_for(lambda: &prewarm_scaler::actuate::fakes::lambda::FakeLambda) {
+    use prewarm_scaler::actuate::fakes::lambda as fl;
+    std::env::set_var("AWS_ACCESS_KEY_ID", fl::ACCESS_KEY_ID);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", fl::SECRET_ACCESS_KEY);
+    std::env::set_var("AWS_REGION", fl::REGION);
+    std::env::set_var("AWS_ENDPOINT_URL_LAMBDA", lambda.endpoint_url());
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    std::env::remove_var("AWS_PROFILE");
+}
