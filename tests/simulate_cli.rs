@@ -209,3 +209,55 @@ fn bad_policy_and_bad_trace_exit_with_their_codes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invocations_per_function.csv:2"), "{err}");
 }
+
+#[test]
+fn shadow_policy_is_reported_beside_each_applied_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = bin()
+        .args([
+            "simulate",
+            "--policy",
+            "fixed,none",
+            "--shadow",
+            "predictive:cost=400",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("shadow predictive:cost=400 beside fixed:"),
+        "{table}"
+    );
+    assert!(
+        table.contains("shadow predictive:cost=400 beside none:"),
+        "{table}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let none = &v["results"][1];
+    assert_eq!(none["policy"], "none");
+    // The applied row is the applied policy's: `none` still cold-starts every call.
+    assert_eq!(none["cold_starts"], none["invocations"]);
+    let sh = &none["shadow"];
+    assert_eq!(sh["policy"], "predictive:cost=400");
+    assert_eq!(sh["applied_ready_hits"], 0);
+    assert!(sh["shadow_ready_hits"].as_u64().unwrap() > 0);
+
+    let out = bin()
+        .args(["simulate", "--shadow", "lru"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--shadow") && err.contains("unknown policy `lru`"),
+        "{err}"
+    );
+}

@@ -303,6 +303,11 @@ impl FnSim {
         self.timeline = Some(Box::default());
     }
 
+    /// What the shadow policy riding along would have done, if one does.
+    pub fn shadow_stats(&self) -> Option<&prewarm_scaler::policy::ShadowStats> {
+        self.policy.shadow_stats()
+    }
+
     /// The recorded timeline, if enabled.
     pub fn timeline(&self) -> Option<&Timeline> {
         self.timeline.as_deref()

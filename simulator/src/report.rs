@@ -83,6 +83,20 @@ pub struct PolicyResult {
     pub events: u64,
     /// Wall-clock seconds spent simulating this policy.
     pub wall_seconds: f64,
+    /// What the `--shadow` policy would have done beside this one (decisions computed on
+    /// this policy's run, never applied).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shadow: Option<ShadowResult>,
+}
+
+/// A shadow policy's decisions next to an applied policy's run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowResult {
+    /// The shadow policy exactly as given in `--shadow`.
+    pub policy: String,
+    /// Its decisions, summed over functions.
+    #[serde(flatten)]
+    pub stats: prewarm_scaler::policy::ShadowStats,
 }
 
 /// The whole report (`--json`).
@@ -132,6 +146,11 @@ impl Report {
         for r in &self.results {
             let _ = writeln!(s, "{}", row(r));
         }
+        for r in &self.results {
+            if let Some(sh) = &r.shadow {
+                let _ = writeln!(s, "{}", shadow_line(&r.policy, sh));
+            }
+        }
         if !self.sweep.is_empty() {
             let _ = writeln!(s, "sweep:");
             for r in &self.sweep {
@@ -163,5 +182,31 @@ fn row(r: &PolicyResult) -> String {
         } else {
             0.0
         },
+    )
+}
+
+fn shadow_line(applied: &str, sh: &ShadowResult) -> String {
+    let st = &sh.stats;
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
+    format!(
+        "shadow {} beside {applied}: instance ready at {:.1} % of idle arrivals (applied {:.1} %), \
+window memory {:.1} GB·s (applied {:.1}), same idle decision {:.1} %, scale-out at {} of {} \
+ticks (+{} instances), {} pre-warm plans",
+        sh.policy,
+        pct(st.shadow_ready_hits, st.idle_arrivals),
+        pct(st.applied_ready_hits, st.idle_arrivals),
+        st.shadow_window_gb_s,
+        st.applied_window_gb_s,
+        pct(st.idle_agree, st.idle_decisions),
+        st.scale_out,
+        st.ticks,
+        st.instances_added,
+        st.shadow_prewarm_plans,
     )
 }

@@ -4,9 +4,9 @@
 
 use crate::engine::{FnSim, FnStats, RunCtx, SimConfig, Timeline, MINUTE_MS};
 use crate::hist::LogHistogram;
-use crate::report::{FunctionPct, Latency, PolicyResult, Report, TraceSummary};
+use crate::report::{FunctionPct, Latency, PolicyResult, Report, ShadowResult, TraceSummary};
 use crate::trace::{FunctionMeta, TraceError, TraceSource};
-use prewarm_scaler::policy::{FunctionSpec, Millis, PolicyFactory};
+use prewarm_scaler::policy::{FunctionSpec, Millis, PolicyFactory, ShadowStats};
 use rayon::prelude::*;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -245,7 +245,16 @@ pub fn simulate(
 
     let mut results: Vec<PolicyResult> = runs
         .iter()
-        .map(|r| summarise(r.factory.label(), &r.sims, &metas, &r.latency, r.wall))
+        .map(|r| {
+            summarise(
+                r.factory.label(),
+                r.factory.shadow_label(),
+                &r.sims,
+                &metas,
+                &r.latency,
+                r.wall,
+            )
+        })
         .collect();
     let fixed10 = results
         .iter()
@@ -378,12 +387,14 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 fn summarise(
     label: &str,
+    shadow_label: Option<&str>,
     sims: &[FnSim],
     metas: &[FunctionMeta],
     latency: &LogHistogram,
     wall: f64,
 ) -> PolicyResult {
     let mut total = FnStats::default();
+    let mut shadow: Option<ShadowStats> = None;
     let mut waste = 0.0;
     let mut pct = Vec::new();
     for (sim, meta) in sims.iter().zip(metas) {
@@ -395,6 +406,9 @@ fn summarise(
         total.overflows += s.overflows;
         total.events += s.events;
         waste += waste_gb_s(s.idle_ms, meta.memory_mb);
+        if let Some(st) = sim.shadow_stats() {
+            shadow.get_or_insert_with(ShadowStats::default).merge(st);
+        }
         if s.invocations > 0 {
             pct.push(100.0 * s.cold_starts as f64 / s.invocations as f64);
         }
@@ -432,5 +446,11 @@ fn summarise(
         capacity_overflows: total.overflows,
         events: total.events,
         wall_seconds: wall,
+        shadow: shadow_label
+            .zip(shadow)
+            .map(|(policy, stats)| ShadowResult {
+                policy: policy.to_string(),
+                stats,
+            }),
     }
 }

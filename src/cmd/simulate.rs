@@ -4,7 +4,7 @@
 use super::ExitError;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use prewarm_scaler::policy::{PolicyFactory, PolicySpec};
+use prewarm_scaler::policy::{PolicyFactory, PolicySpec, ShadowFactory};
 use prewarm_simulator::engine::{SimConfig, Timeline};
 use prewarm_simulator::run::{self, is_fixed10, Progress, RunError, RunOptions};
 use prewarm_simulator::trace::azure::{parse_days, AzureTrace};
@@ -60,6 +60,10 @@ pub struct Args {
     /// pre-warms) as CSV to this file.
     #[arg(long)]
     pub per_function: Option<PathBuf>,
+    /// Shadow policy: computed beside each `--policy` on that policy's run and reported next to
+    /// it (what it would have decided), never applied; e.g. `--policy fixed --shadow predictive`.
+    #[arg(long)]
+    pub shadow: Option<String>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -142,6 +146,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let mut policies = build_policies(&args.policy)?;
+    if let Some(sh) = &args.shadow {
+        let build_shadow = || -> anyhow::Result<Box<dyn PolicyFactory>> {
+            PolicySpec::parse(sh)
+                .and_then(|s| s.build())
+                .map_err(|e| ExitError::config(format!("--shadow: {e}")))
+        };
+        policies = policies
+            .into_iter()
+            .map(|applied| -> anyhow::Result<Box<dyn PolicyFactory>> {
+                Ok(Box::new(ShadowFactory::new(applied, build_shadow()?)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
     let main_count = policies.len();
     if args.sweep {
         policies.extend(build_policies(SWEEP_POLICIES)?);

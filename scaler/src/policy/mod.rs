@@ -14,6 +14,7 @@ mod fixed;
 mod hybrid;
 mod predictive;
 mod reactive;
+mod shadow;
 mod spec;
 
 pub use fixed::{FixedKeepAlive, NoKeepAlive};
@@ -22,6 +23,7 @@ pub use predictive::{
     normal_quantile, poisson_quantile, Plan, Predictive, PredictiveConfig, PredictiveState, Window,
 };
 pub use reactive::{ReactiveConfig, ReactiveKpa};
+pub use shadow::{ShadowFactory, ShadowStats, Shadowed};
 pub use spec::{parse_duration_ms, PolicySpec};
 
 use thiserror::Error;
@@ -236,6 +238,11 @@ pub trait FunctionPolicy: Send {
     fn explain_idle(&self) -> Option<IdleExplain> {
         None
     }
+
+    /// What a shadow policy riding along would have done ([`Shadowed`] only).
+    fn shadow_stats(&self) -> Option<&ShadowStats> {
+        None
+    }
 }
 
 /// Builds the per-function state of a policy; one factory per configured policy.
@@ -244,6 +251,10 @@ pub trait PolicyFactory: Send + Sync {
     fn label(&self) -> &str;
     /// State for one function.
     fn build(&self, spec: &FunctionSpec) -> Box<dyn FunctionPolicy>;
+    /// The label of the shadow policy scored alongside ([`ShadowFactory`] only).
+    fn shadow_label(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Errors in policy configuration.
