@@ -174,7 +174,8 @@ pub fn simulate(
                     sim.push_bins(&row.bins);
                 }
             }
-            if ctx.limited() {
+            // A capacity limit or a policy's shared budget couples functions: one time order.
+            if ctx.limited() || run.factory.coupled() {
                 run_time_major(&mut run.sims, day_end, ctx, cancel)?;
                 progress.advance(day.rows.len() as u64);
             } else {
@@ -218,7 +219,7 @@ pub fn simulate(
     let end = minutes as Millis * MINUTE_MS;
     for (run, ctx) in runs.iter_mut().zip(ctxs.iter_mut()) {
         let started = Instant::now();
-        if ctx.limited() {
+        if ctx.limited() || run.factory.coupled() {
             run_time_major(&mut run.sims, end, ctx, cancel)?;
             for sim in run.sims.iter_mut() {
                 sim.finish(end, ctx);

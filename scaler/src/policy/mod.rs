@@ -10,6 +10,7 @@
 //!
 //! Policies never see the future: only what happened up to `now`.
 
+mod budget;
 mod fixed;
 mod hybrid;
 mod predictive;
@@ -17,6 +18,7 @@ mod reactive;
 mod shadow;
 mod spec;
 
+pub use budget::{HoldId, MemoryBudget};
 pub use fixed::{FixedKeepAlive, NoKeepAlive};
 pub use hybrid::{HybridConfig, HybridHistogram};
 pub use predictive::{
@@ -254,6 +256,11 @@ pub trait PolicyFactory: Send + Sync {
     /// The label of the shadow policy scored alongside ([`ShadowFactory`] only).
     fn shadow_label(&self) -> Option<&str> {
         None
+    }
+    /// Whether the states it builds share state across functions (a memory budget), so a
+    /// driver must call them in one global time order.
+    fn coupled(&self) -> bool {
+        false
     }
 }
 

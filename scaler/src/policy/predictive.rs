@@ -20,11 +20,13 @@
 //! gives hysteresis; and a reactive fallback (KPA rule on observed concurrency) for a while after the
 //! observed arrivals leave the forecast's bounds.
 
+use super::budget::{HoldId, MemoryBudget};
 use super::{
     Decision, Explain, FunctionPolicy, FunctionSpec, IdleAction, IdleExplain, Millis, Observation,
     PolicyFactory, PoolView, Reason,
 };
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Predictive policy parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,6 +62,8 @@ pub struct PredictiveConfig {
     pub anomaly_z: f64,
     /// How long the reactive fallback lasts, ms.
     pub fallback_ms: Millis,
+    /// Idle memory all functions of this policy may hold at once, GB (`None`: unlimited).
+    pub budget_gb: Option<f64>,
 }
 
 impl Default for PredictiveConfig {
@@ -80,6 +84,7 @@ impl Default for PredictiveConfig {
             max_step_down: 1_000,
             anomaly_z: 6.0,
             fallback_ms: 120_000,
+            budget_gb: None,
         }
     }
 }
@@ -89,6 +94,7 @@ impl Default for PredictiveConfig {
 pub struct Predictive {
     label: String,
     cfg: PredictiveConfig,
+    budget: Option<Arc<MemoryBudget>>,
 }
 
 impl Predictive {
@@ -97,7 +103,13 @@ impl Predictive {
         Self {
             label: label.to_string(),
             cfg,
+            budget: cfg.budget_gb.map(|b| Arc::new(MemoryBudget::new(b))),
         }
+    }
+
+    /// The memory budget its functions share, if one is configured.
+    pub fn budget(&self) -> Option<&MemoryBudget> {
+        self.budget.as_deref()
     }
 }
 
@@ -106,7 +118,12 @@ impl PolicyFactory for Predictive {
         &self.label
     }
     fn build(&self, spec: &FunctionSpec) -> Box<dyn FunctionPolicy> {
-        Box::new(PredictiveState::new(self.cfg, spec))
+        let mut state = PredictiveState::new(self.cfg, spec);
+        state.budget = self.budget.clone();
+        Box::new(state)
+    }
+    fn coupled(&self) -> bool {
+        self.budget.is_some()
     }
 }
 
@@ -143,6 +160,11 @@ pub struct Window {
 pub struct PredictiveState {
     cfg: PredictiveConfig,
     mem_gb: f64,
+    /// Memory cost per instance: `mem_gb` times the budget's price (1 without a budget).
+    priced_gb: f64,
+    budget: Option<Arc<MemoryBudget>>,
+    /// This function's registered idle holds (deadline, id), most recent last.
+    holds: Vec<(Millis, HoldId)>,
     cold_start_ms: Millis,
     concurrency: u32,
     idle_times: VecDeque<Millis>,
@@ -190,6 +212,9 @@ impl PredictiveState {
         Self {
             cfg,
             mem_gb: (spec.memory_mb / 1024.0).max(1e-6),
+            priced_gb: (spec.memory_mb / 1024.0).max(1e-6),
+            budget: None,
+            holds: Vec::new(),
             cold_start_ms: spec.cold_start_ms,
             concurrency: spec.concurrency.max(1),
             idle_times: VecDeque::with_capacity(cfg.history),
@@ -220,7 +245,7 @@ impl PredictiveState {
     /// Break-even hold time: keeping an idle instance longer than `cost / memory` costs more
     /// than the cold start it could avoid (the ski-rental rule), capped by `max_keep_ms`.
     pub fn break_even_ms(&self) -> f64 {
-        ((self.cfg.cost_gb_s / self.mem_gb) * 1000.0).min(self.cfg.max_keep_ms as f64)
+        ((self.cfg.cost_gb_s / self.priced_gb) * 1000.0).min(self.cfg.max_keep_ms as f64)
     }
 
     /// The window the policy would plan now, from its idle-time history; `None` means
@@ -300,7 +325,7 @@ impl PredictiveState {
                     continue;
                 }
                 let (held, cold) = eval(a, b);
-                let cost = self.mem_gb * held / 1000.0 + c.cost_gb_s * cold;
+                let cost = self.priced_gb * held / 1000.0 + c.cost_gb_s * cold;
                 if cost < best_cost {
                     best_cost = cost;
                     best = Some(Window {
@@ -336,7 +361,7 @@ impl PredictiveState {
         let mut p: Vec<u32> = self.peaks.iter().copied().collect();
         p.sort_unstable();
         let n = p.len() as f64;
-        let hold = self.mem_gb * (idle_s + self.cfg.tick_ms as f64 / 1000.0);
+        let hold = self.priced_gb * (idle_s + self.cfg.tick_ms as f64 / 1000.0);
         let mut k = 1u32;
         loop {
             let next = k + 1;
@@ -388,13 +413,53 @@ impl PredictiveState {
         }
     }
 
+    /// Reprices memory from the shared budget (a no-op without one).
+    fn reprice(&mut self, now: Millis) {
+        if let Some(b) = &self.budget {
+            let priced = self.mem_gb * b.price(now);
+            if (priced / self.priced_gb - 1.0).abs() > 0.01 {
+                self.window_cache = None;
+            }
+            self.priced_gb = priced;
+        }
+    }
+
+    /// Registers an idle hold with the budget; `false` if the budget refuses it.
+    fn register_hold(&mut self, now: Millis, until: Millis) -> bool {
+        let Some(b) = &self.budget else {
+            return true;
+        };
+        if until <= now {
+            return true;
+        }
+        match b.hold(now, until, self.mem_gb) {
+            Some(id) => {
+                if self.holds.len() >= 64 {
+                    self.holds.retain(|&(u, _)| u > now);
+                }
+                self.holds.push((until, id));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The budget-checked idle answer: keep until `until` if the budget allows, else unload.
+    fn keep(&mut self, now: Millis, until: Millis) -> IdleAction {
+        if self.register_hold(now, until) {
+            IdleAction::KeepUntil(until)
+        } else {
+            IdleAction::KeepUntil(now)
+        }
+    }
+
     fn rate(&self) -> f64 {
         self.fast.max(self.slow)
     }
 
     /// The target quantile for one more instance held for one tick.
     fn rate_quantile(&self) -> f64 {
-        let hold = self.mem_gb * self.cfg.tick_ms as f64 / 1000.0;
+        let hold = self.priced_gb * self.cfg.tick_ms as f64 / 1000.0;
         (1.0 - hold / self.cfg.cost_gb_s).clamp(0.5, 0.9999)
     }
 }
@@ -410,6 +475,17 @@ impl FunctionPolicy for PredictiveState {
         }
         self.in_flight = pool.in_flight + 1;
         self.cur_peak = self.cur_peak.max(self.in_flight);
+        if pool.idle > 0 {
+            // The arrival takes the most recently idled instance (LIFO): its hold ends.
+            if let Some(b) = &self.budget {
+                while let Some((until, id)) = self.holds.pop() {
+                    if until > now {
+                        b.release(now, id);
+                        break;
+                    }
+                }
+            }
+        }
         if self.ticking {
             None
         } else {
@@ -421,20 +497,22 @@ impl FunctionPolicy for PredictiveState {
     fn on_idle(&mut self, now: Millis, pool: &PoolView) -> IdleAction {
         let completion = pool.in_flight < self.in_flight;
         self.in_flight = pool.in_flight;
+        self.reprice(now);
         let break_even = now + self.break_even_ms() as Millis;
         if !completion {
             // A pre-warm finished loading: hold it for the plan; a rate-target pre-warm is held
             // for two ticks (the target's newsvendor horizon) and renewed by the next target.
             // Only a load the plan itself started (at or after its load time) is held for the
             // plan; a rate-target load finishing after a burst is not held through the gap.
-            return match self.plan {
-                Some(p) if now >= p.load_at && now < p.until => IdleAction::KeepUntil(p.until),
-                _ => IdleAction::KeepUntil(now + 2 * self.cfg.tick_ms),
+            let until = match self.plan {
+                Some(p) if now >= p.load_at && now < p.until => p.until,
+                _ => now + 2 * self.cfg.tick_ms,
             };
+            return self.keep(now, until);
         }
         if pool.in_flight > 0 {
             // Still active: a surplus instance is held for the break-even time (ski rental).
-            return IdleAction::KeepUntil(break_even);
+            return self.keep(now, break_even);
         }
         // The function just went idle: plan the next activation.
         if self.peaks.len() == self.cfg.history {
@@ -445,7 +523,7 @@ impl FunctionPolicy for PredictiveState {
         self.plan = self.plan_for_idle(now);
         match self.plan {
             None => IdleAction::KeepUntil(now),
-            Some(p) if p.load_at == now => IdleAction::KeepUntil(p.until),
+            Some(p) if p.load_at == now => self.keep(now, p.until),
             Some(p) => {
                 self.wake = Some(p.load_at);
                 IdleAction::KeepUntil(now)
@@ -484,6 +562,7 @@ impl FunctionPolicy for PredictiveState {
 
     fn on_tick(&mut self, now: Millis, obs: &Observation) -> Decision {
         let c = self.cfg;
+        self.reprice(now);
         let window = obs.window_ms.max(1) as f64;
         // Arrival-rate estimates (per ms) and anomaly check against the previous forecast.
         let expected = self.rate() * window;
@@ -533,6 +612,13 @@ impl FunctionPolicy for PredictiveState {
         let unclipped = want;
         let current = obs.pool.loaded();
         want = want.clamp(c.min_instances, c.max_instances);
+        if let Some(b) = &self.budget {
+            // Warm capacity beyond the in-flight demand must fit the shared idle budget.
+            let cap = current + b.room_for(now, self.mem_gb);
+            if want > cap {
+                want = cap.max(floor);
+            }
+        }
         // Scale out ahead of the forecast; scale in only through each idle instance's own
         // deadline (never on a forecast alone), or when a guardrail caps the pool.
         let target = if want > current {

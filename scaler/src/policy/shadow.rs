@@ -384,4 +384,7 @@ impl PolicyFactory for ShadowFactory {
     fn shadow_label(&self) -> Option<&str> {
         Some(self.shadow.label())
     }
+    fn coupled(&self) -> bool {
+        self.applied.coupled() || self.shadow.coupled()
+    }
 }

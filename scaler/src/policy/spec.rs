@@ -184,6 +184,7 @@ impl PolicySpec {
                     "step-down",
                     "margin",
                     "history",
+                    "budget",
                 ])?;
                 let d = PredictiveConfig::default();
                 let cost = match &self.value {
@@ -206,6 +207,11 @@ impl PolicySpec {
                         as u32,
                     margin: self.float("margin", d.margin, 0.0, 1.0)?,
                     history: self.float("history", d.history as f64, 2.0, 1024.0)? as usize,
+                    budget_gb: if self.get("budget").is_some() {
+                        Some(self.float("budget", 0.0, 1e-3, 1e9)?)
+                    } else {
+                        None
+                    },
                     ..d
                 };
                 if cfg.tick_ms == 0 {
