@@ -6,6 +6,7 @@
 //! independent and can be advanced in any order (and in parallel) with identical results.
 
 use crate::hist::LogHistogram;
+use crate::queue::EventQueue;
 use crate::trace::DurationTable;
 use prewarm_scaler::policy::{
     Decision, FunctionPolicy, FunctionSpec, IdleAction, Millis, Observation, PoolView,
@@ -13,7 +14,7 @@ use prewarm_scaler::policy::{
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BTreeSet;
 
 /// Milliseconds in a trace minute.
 pub const MINUTE_MS: Millis = 60_000;
@@ -232,7 +233,7 @@ pub struct FnSim {
     free: Vec<u32>,
     /// LIFO stack of instances that can take an invocation: (instance, gen).
     avail: Vec<(u32, u32)>,
-    heap: BinaryHeap<Reverse<(Millis, u64)>>,
+    heap: EventQueue,
     /// Pending arrivals of the current bin, sorted descending (pop from the back):
     /// (arrival time, duration ms).
     arrivals: Vec<(Millis, u32)>,
@@ -279,7 +280,7 @@ impl FnSim {
             insts: Vec::new(),
             free: Vec::new(),
             avail: Vec::new(),
-            heap: BinaryHeap::new(),
+            heap: EventQueue::new(),
             arrivals: Vec::new(),
             bins: Vec::new(),
             next_bin: 0,
@@ -350,7 +351,7 @@ impl FnSim {
                 .get(self.next_bin)
                 .map(|b| b.0 as Millis * MINUTE_MS)
         });
-        let h = self.heap.peek().map(|Reverse((t, _))| *t);
+        let h = self.heap.peek_time();
         match (a, h) {
             (Some(a), Some(h)) => Some(a.min(h)),
             (x, None) | (None, x) => x,
@@ -368,7 +369,7 @@ impl FnSim {
             self.refill_arrivals(end);
         }
         let a = self.arrivals.last().map(|x| x.0);
-        let h = self.heap.peek().map(|Reverse((t, _))| *t);
+        let h = self.heap.peek_time();
         let take_heap = match (a, h) {
             (Some(a), Some(h)) => h <= a,
             (None, Some(_)) => true,
@@ -376,13 +377,12 @@ impl FnSim {
             (None, None) => return false,
         };
         if take_heap {
-            let Some(Reverse((t, ev))) = self.heap.peek().copied() else {
-                return false;
-            };
-            if t >= end {
+            if h.is_none_or(|t| t >= end) {
                 return false;
             }
-            self.heap.pop();
+            let Some((t, ev)) = self.heap.pop() else {
+                return false;
+            };
             self.advance(t);
             self.handle(t, ev, cluster);
         } else {
@@ -441,7 +441,11 @@ impl FnSim {
     }
 
     fn schedule(&mut self, t: Millis, kind: u64, a: u32, b: u32) {
-        self.heap.push(Reverse((t, pack(kind, a, b))));
+        if kind == EV_EXPIRE {
+            self.heap.push_far(t, pack(kind, a, b));
+        } else {
+            self.heap.push(t, pack(kind, a, b));
+        }
     }
 
     fn alloc(&mut self, t: Millis, cluster: &mut RunCtx, mem_mb: f64) -> u32 {
