@@ -241,8 +241,9 @@ pub struct FnSim {
     bins: Vec<(u32, u32)>,
     next_bin: usize,
     pool: PoolView,
-    // Concurrency integral and tick window.
-    conc_ms: f64,
+    // Concurrency integral (in-flight × ms, exact in integers; it is handed to the policy as
+    // f64, which is what an f64 sum of these integer terms gives below 2^53) and tick window.
+    conc_ms: u64,
     last_change: Millis,
     last_tick: Millis,
     arrivals_since_tick: u64,
@@ -285,7 +286,7 @@ impl FnSim {
             bins: Vec::new(),
             next_bin: 0,
             pool: PoolView::default(),
-            conc_ms: 0.0,
+            conc_ms: 0,
             last_change: 0,
             last_tick: 0,
             arrivals_since_tick: 0,
@@ -426,7 +427,9 @@ impl FnSim {
     #[inline]
     fn advance(&mut self, t: Millis) {
         if t > self.last_change {
-            self.conc_ms += self.pool.in_flight as f64 * (t - self.last_change) as f64;
+            self.conc_ms = self
+                .conc_ms
+                .saturating_add(u64::from(self.pool.in_flight) * (t - self.last_change));
             self.last_change = t;
         }
         self.now = t;
@@ -772,9 +775,9 @@ impl FnSim {
                     pool: self.pool,
                     window_ms: t - self.last_tick,
                     arrivals: self.arrivals_since_tick,
-                    concurrency_ms: self.conc_ms,
+                    concurrency_ms: self.conc_ms as f64,
                 };
-                self.conc_ms = 0.0;
+                self.conc_ms = 0;
                 self.arrivals_since_tick = 0;
                 self.last_tick = t;
                 let d = self.policy.on_tick(t, &obs);
