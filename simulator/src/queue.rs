@@ -8,6 +8,8 @@
 //! Order is exactly that of a single min-heap of `(time, tag)`: earliest time first and, among
 //! events at the same millisecond, the smallest tag first (the engine encodes the event kind
 //! in the tag's top bits, which gives the documented same-millisecond processing order).
+//! Entries are stored as one `u128` (`time << 64 | tag`), which orders the same as the pair and
+//! compares without branches.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -15,8 +17,18 @@ use std::collections::BinaryHeap;
 /// A min-queue of `(time, tag)` pairs with a separate heap for far events.
 #[derive(Debug, Default)]
 pub struct EventQueue {
-    near: BinaryHeap<Reverse<(u64, u64)>>,
-    far: BinaryHeap<Reverse<(u64, u64)>>,
+    near: BinaryHeap<Reverse<u128>>,
+    far: BinaryHeap<Reverse<u128>>,
+}
+
+#[inline]
+fn key(t: u64, tag: u64) -> u128 {
+    (u128::from(t) << 64) | u128::from(tag)
+}
+
+#[inline]
+fn split(k: u128) -> (u64, u64) {
+    ((k >> 64) as u64, k as u64)
 }
 
 impl EventQueue {
@@ -38,21 +50,21 @@ impl EventQueue {
     /// Adds an entry expected to be popped soon.
     #[inline]
     pub fn push(&mut self, t: u64, tag: u64) {
-        self.near.push(Reverse((t, tag)));
+        self.near.push(Reverse(key(t, tag)));
     }
 
     /// Adds an entry expected to stay long (only where it is kept differs; the order does not).
     #[inline]
     pub fn push_far(&mut self, t: u64, tag: u64) {
-        self.far.push(Reverse((t, tag)));
+        self.far.push(Reverse(key(t, tag)));
     }
 
     /// The earliest entry.
     #[inline]
     pub fn peek(&self) -> Option<(u64, u64)> {
         match (self.near.peek(), self.far.peek()) {
-            (Some(a), Some(b)) => Some(a.0.min(b.0)),
-            (Some(x), None) | (None, Some(x)) => Some(x.0),
+            (Some(a), Some(b)) => Some(split(a.0.min(b.0))),
+            (Some(x), None) | (None, Some(x)) => Some(split(x.0)),
             (None, None) => None,
         }
     }
@@ -76,7 +88,7 @@ impl EventQueue {
         } else {
             &mut self.near
         };
-        h.pop().map(|r| r.0)
+        h.pop().map(|r| split(r.0))
     }
 }
 
