@@ -6,14 +6,14 @@
 //! independent and can be advanced in any order (and in parallel) with identical results.
 
 use crate::hist::LogHistogram;
+use crate::queue::EventQueue;
 use crate::trace::DurationTable;
 use prewarm_scaler::policy::{
     Decision, FunctionPolicy, FunctionSpec, IdleAction, Millis, Observation, PoolView,
 };
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BTreeSet;
 
 /// Milliseconds in a trace minute.
 pub const MINUTE_MS: Millis = 60_000;
@@ -232,16 +232,21 @@ pub struct FnSim {
     free: Vec<u32>,
     /// LIFO stack of instances that can take an invocation: (instance, gen).
     avail: Vec<(u32, u32)>,
-    heap: BinaryHeap<Reverse<(Millis, u64)>>,
-    /// Pending arrivals of the current bin, sorted descending (pop from the back):
-    /// (arrival time, duration ms).
+    heap: EventQueue,
+    /// Pending arrivals, ascending by time (ties in draw order); `next_arr` indexes the next
+    /// one: (arrival time, duration ms).
     arrivals: Vec<(Millis, u32)>,
+    next_arr: usize,
+    /// Scratch buffers for sorting a bin's draws.
+    draws: Vec<u64>,
+    draws_tmp: Vec<u64>,
     /// Future non-zero bins (minute, count), ascending; `next_bin` indexes the next one.
     bins: Vec<(u32, u32)>,
     next_bin: usize,
     pool: PoolView,
-    // Concurrency integral and tick window.
-    conc_ms: f64,
+    // Concurrency integral (in-flight × ms, exact in integers; it is handed to the policy as
+    // f64, which is what an f64 sum of these integer terms gives below 2^53) and tick window.
+    conc_ms: u64,
     last_change: Millis,
     last_tick: Millis,
     arrivals_since_tick: u64,
@@ -279,12 +284,15 @@ impl FnSim {
             insts: Vec::new(),
             free: Vec::new(),
             avail: Vec::new(),
-            heap: BinaryHeap::new(),
+            heap: EventQueue::new(),
             arrivals: Vec::new(),
+            next_arr: 0,
+            draws: Vec::new(),
+            draws_tmp: Vec::new(),
             bins: Vec::new(),
             next_bin: 0,
             pool: PoolView::default(),
-            conc_ms: 0.0,
+            conc_ms: 0,
             last_change: 0,
             last_tick: 0,
             arrivals_since_tick: 0,
@@ -332,8 +340,10 @@ impl FnSim {
     /// hand-computed tests and replays of per-invocation logs). Times must not precede events
     /// already processed; bins must not be pending.
     pub fn push_exact(&mut self, arrivals: &[(Millis, u32)]) {
+        self.arrivals.drain(..self.next_arr);
+        self.next_arr = 0;
         self.arrivals.extend_from_slice(arrivals);
-        self.arrivals.sort_unstable_by_key(|x| Reverse(x.0));
+        self.arrivals.sort_by_key(|x| x.0);
     }
 
     /// Idle-since times of the idle instances, ascending (for tests and timelines).
@@ -350,12 +360,12 @@ impl FnSim {
 
     /// Time of the next event (arrival or internal), if any.
     pub fn next_event_time(&self) -> Option<Millis> {
-        let a = self.arrivals.last().map(|x| x.0).or_else(|| {
+        let a = self.arrivals.get(self.next_arr).map(|x| x.0).or_else(|| {
             self.bins
                 .get(self.next_bin)
                 .map(|b| b.0 as Millis * MINUTE_MS)
         });
-        let h = self.heap.peek().map(|Reverse((t, _))| *t);
+        let h = self.heap.peek_time();
         match (a, h) {
             (Some(a), Some(h)) => Some(a.min(h)),
             (x, None) | (None, x) => x,
@@ -369,11 +379,11 @@ impl FnSim {
 
     /// Processes the earliest event if it is before `end`; false when there is none.
     pub fn step_before(&mut self, end: Millis, cluster: &mut RunCtx) -> bool {
-        if self.arrivals.is_empty() {
+        if self.next_arr == self.arrivals.len() {
             self.refill_arrivals(end);
         }
-        let a = self.arrivals.last().map(|x| x.0);
-        let h = self.heap.peek().map(|Reverse((t, _))| *t);
+        let a = self.arrivals.get(self.next_arr).map(|x| x.0);
+        let h = self.heap.peek_time();
         let take_heap = match (a, h) {
             (Some(a), Some(h)) => h <= a,
             (None, Some(_)) => true,
@@ -381,23 +391,22 @@ impl FnSim {
             (None, None) => return false,
         };
         if take_heap {
-            let Some(Reverse((t, ev))) = self.heap.peek().copied() else {
-                return false;
-            };
-            if t >= end {
+            if h.is_none_or(|t| t >= end) {
                 return false;
             }
-            self.heap.pop();
+            let Some((t, ev)) = self.heap.pop() else {
+                return false;
+            };
             self.advance(t);
             self.handle(t, ev, cluster);
         } else {
-            let Some((t, dur)) = self.arrivals.last().copied() else {
+            let Some((t, dur)) = self.arrivals.get(self.next_arr).copied() else {
                 return false;
             };
             if t >= end {
                 return false;
             }
-            self.arrivals.pop();
+            self.next_arr += 1;
             self.advance(t);
             self.arrive(t, dur, cluster);
         }
@@ -415,23 +424,30 @@ impl FnSim {
             return;
         }
         self.next_bin += 1;
-        self.arrivals.clear();
-        self.arrivals.reserve(count as usize);
+        // Each draw packed as (offset in the minute) << 32 | duration, then ordered by offset
+        // with ties in draw order.
+        self.draws.clear();
+        self.draws.reserve(count as usize);
         for _ in 0..count {
-            let t = start + self.rng.random_range(0..MINUTE_MS);
+            let off = self.rng.random_range(0..MINUTE_MS);
             let u: f64 = self.rng.random();
-            let d = self.durations.sample(u).min(u32::MAX as u64) as u32;
-            self.arrivals.push((t, d));
+            let d = self.durations.sample(u).min(u32::MAX as u64);
+            self.draws.push(off << 32 | d);
         }
-        // Descending by time so the earliest is popped first; ties keep draw order.
-        self.arrivals.sort_unstable_by_key(|x| Reverse(x.0));
+        sort_draws(&mut self.draws, &mut self.draws_tmp);
+        self.arrivals.clear();
+        self.next_arr = 0;
+        self.arrivals
+            .extend(self.draws.iter().map(|&x| (start + (x >> 32), x as u32)));
     }
 
     /// Moves the clock to `t`, integrating in-flight concurrency.
     #[inline]
     fn advance(&mut self, t: Millis) {
         if t > self.last_change {
-            self.conc_ms += self.pool.in_flight as f64 * (t - self.last_change) as f64;
+            self.conc_ms = self
+                .conc_ms
+                .saturating_add(u64::from(self.pool.in_flight) * (t - self.last_change));
             self.last_change = t;
         }
         self.now = t;
@@ -446,7 +462,11 @@ impl FnSim {
     }
 
     fn schedule(&mut self, t: Millis, kind: u64, a: u32, b: u32) {
-        self.heap.push(Reverse((t, pack(kind, a, b))));
+        if kind == EV_EXPIRE {
+            self.heap.push_far(t, pack(kind, a, b));
+        } else {
+            self.heap.push(t, pack(kind, a, b));
+        }
     }
 
     fn alloc(&mut self, t: Millis, cluster: &mut RunCtx, mem_mb: f64) -> u32 {
@@ -773,9 +793,9 @@ impl FnSim {
                     pool: self.pool,
                     window_ms: t - self.last_tick,
                     arrivals: self.arrivals_since_tick,
-                    concurrency_ms: self.conc_ms,
+                    concurrency_ms: self.conc_ms as f64,
                 };
-                self.conc_ms = 0.0;
+                self.conc_ms = 0;
                 self.arrivals_since_tick = 0;
                 self.last_tick = t;
                 let d = self.policy.on_tick(t, &obs);
@@ -842,4 +862,70 @@ impl FnSim {
 #[inline]
 fn available(inst: &Instance, g: u32, n: u32) -> bool {
     inst.gen == g && matches!(inst.state, State::Idle | State::Busy) && inst.active < n
+}
+
+/// Sorts packed draws `offset << 32 | duration` (offset < 2^16) by offset, stably: insertion
+/// sort for a few, else a two-pass LSD radix sort on the offset's bytes.
+fn sort_draws(keys: &mut [u64], tmp: &mut Vec<u64>) {
+    let n = keys.len();
+    if n <= 48 {
+        for i in 1..n {
+            let x = keys[i];
+            let mut j = i;
+            while j > 0 && keys[j - 1] >> 32 > x >> 32 {
+                keys[j] = keys[j - 1];
+                j -= 1;
+            }
+            keys[j] = x;
+        }
+        return;
+    }
+    let mut lo = [0usize; 256];
+    let mut hi = [0usize; 256];
+    for &k in keys.iter() {
+        lo[(k >> 32) as usize & 0xFF] += 1;
+        hi[(k >> 40) as usize & 0xFF] += 1;
+    }
+    let (mut a, mut b) = (0, 0);
+    for d in 0..256 {
+        let (x, y) = (lo[d], hi[d]);
+        lo[d] = a;
+        hi[d] = b;
+        a += x;
+        b += y;
+    }
+    tmp.clear();
+    tmp.resize(n, 0);
+    for &k in keys.iter() {
+        let d = (k >> 32) as usize & 0xFF;
+        tmp[lo[d]] = k;
+        lo[d] += 1;
+    }
+    for &k in tmp.iter() {
+        let d = (k >> 40) as usize & 0xFF;
+        keys[hi[d]] = k;
+        hi[d] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_sort_by_offset_keeping_draw_order_on_ties() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let mut tmp = Vec::new();
+        for n in [0usize, 1, 2, 5, 48, 49, 300, 5_000, 70_000] {
+            // Few distinct offsets for some sizes, so ties are common.
+            let span = if n % 2 == 0 { 60_000 } else { 50 };
+            let mut keys: Vec<u64> = (0..n as u64)
+                .map(|i| rng.random_range(0..span) << 32 | i)
+                .collect();
+            let mut want = keys.clone();
+            want.sort_by_key(|k| k >> 32);
+            sort_draws(&mut keys, &mut tmp);
+            assert_eq!(keys, want, "n = {n}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub struct LogHistogram {
     total: u64,
 }
 
+#[inline]
 fn index(v: u64) -> usize {
     if v < LINEAR {
         return v as usize;
@@ -40,6 +41,7 @@ impl LogHistogram {
     }
 
     /// Records `n` occurrences of `v`.
+    #[inline]
     pub fn record_n(&mut self, v: u64, n: u64) {
         let i = index(v);
         if i >= self.counts.len() {
@@ -50,6 +52,7 @@ impl LogHistogram {
     }
 
     /// Records one value.
+    #[inline]
     pub fn record(&mut self, v: u64) {
         self.record_n(v, 1);
     }

@@ -3,6 +3,7 @@
 pub mod engine;
 pub mod hist;
 pub mod plot;
+pub mod queue;
 pub mod report;
 pub mod run;
 pub mod synth;

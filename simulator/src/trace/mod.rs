@@ -29,15 +29,29 @@ impl DurationTable {
     /// at least 1 ms, rounded to whole ms.
     pub fn sample(&self, u: f64) -> u64 {
         let l = &Self::LEVELS;
-        let mut i = 0;
-        while i + 2 < l.len() && u >= l[i + 1] {
-            i += 1;
-        }
+        // The segment: how many of the inner levels `u` reaches (branch-free; the levels
+        // ascend, so this is the first segment whose upper level exceeds `u`).
+        let i = usize::from(u >= l[1])
+            + usize::from(u >= l[2])
+            + usize::from(u >= l[3])
+            + usize::from(u >= l[4])
+            + usize::from(u >= l[5]);
         let (x0, x1) = (l[i], l[i + 1]);
         let (y0, y1) = (self.pct[i], self.pct[i + 1]);
         let y = y0 + (y1 - y0) * ((u - x0) / (x1 - x0)).clamp(0.0, 1.0);
-        (y.round() as u64).max(1)
+        round_to_ms(y).max(1)
     }
+}
+
+/// `y.round() as u64` (half away from zero, saturating; negative and NaN give 0) without the
+/// libm call that `f64::round` compiles to on baseline x86-64.
+#[inline]
+fn round_to_ms(y: f64) -> u64 {
+    let whole = y as u64;
+    // Exact: for 0 <= y < 2^53 `whole` is floor(y) and the fraction is representable; above,
+    // y is an integer and the fraction is 0. Negative and NaN y give 0 and a fraction < 0.5.
+    let frac = y - whole as f64;
+    whole.saturating_add(u64::from(frac >= 0.5))
 }
 
 /// What the simulator knows about a function before simulating it.
@@ -206,6 +220,36 @@ pub fn count_trace(source: &mut dyn TraceSource) -> Result<TraceCounts, TraceErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_to_ms_matches_f64_round() {
+        let mut vals = vec![
+            0.0,
+            -0.0,
+            0.49999999999999994,
+            0.5,
+            1.5,
+            2.5,
+            -0.3,
+            -0.5,
+            -2.5,
+            4503599627370495.5,
+            9007199254740993.0,
+            1.8446744073709552e19,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let mut x = 0.001_f64;
+        while x < 1e7 {
+            vals.extend([x, x + 0.5, x.next_up(), x.next_down()]);
+            x *= 1.37;
+        }
+        for y in vals {
+            assert_eq!(round_to_ms(y), y.round() as u64, "{y}");
+        }
+    }
 
     #[test]
     fn duration_interpolates_between_percentiles() {
