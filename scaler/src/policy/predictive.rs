@@ -69,7 +69,7 @@ pub struct PredictiveConfig {
 impl Default for PredictiveConfig {
     fn default() -> Self {
         Self {
-            cost_gb_s: 150.0,
+            cost_gb_s: 125.0,
             tick_ms: 10_000,
             actuation_ms: 0,
             history: 24,
@@ -718,7 +718,7 @@ mod tests {
         for k in 0..12 {
             s.record_idle_time((k * 37 % 12 + 1) * 20 * 60_000);
         }
-        // 8 GB held for tens of minutes costs more than a cold start at 150 GB·s.
+        // 8 GB held for tens of minutes costs more than a cold start at 125 GB·s.
         assert_eq!(s.window(), None);
     }
 
@@ -726,8 +726,8 @@ mod tests {
     fn warm_up_keeps_for_the_break_even_time() {
         let s = PredictiveState::new(PredictiveConfig::default(), &spec());
         let w = s.window().unwrap();
-        // 150 GB·s / 0.25 GB = 600 s.
-        assert_eq!((w.from_ms, w.until_ms), (0, 600_000));
+        // 125 GB·s / 0.25 GB = 500 s.
+        assert_eq!((w.from_ms, w.until_ms), (0, 500_000));
     }
 
     #[test]
@@ -765,7 +765,7 @@ mod tests {
                 },
             ));
         }
-        // Poisson(10) at q = 1 - 0.25 GB x 10 s / 150 GB·s = 0.983: 16 instances.
+        // Poisson(10) at q = 1 - 0.25 GB x 10 s / 125 GB·s = 0.98: 17 instances.
         let t = d.and_then(|d| d.target).unwrap();
         assert!((15..=18).contains(&t), "{t}");
         // A sudden quiet tick with 40 in flight: never scales in below observed demand.
