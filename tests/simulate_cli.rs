@@ -15,29 +15,40 @@ fn shared_day() -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
-#[test]
-fn simulate_writes_the_json_contract_and_a_plot() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("r.json");
-    let svg = dir.path().join("p.svg");
-    let out = bin()
-        .args([
-            "simulate",
-            "--policy",
-            "fixed,fixed:20m,none,hybrid-histogram,reactive",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .arg("--plot")
-        .arg(&svg)
-        .output()
-        .unwrap();
+/// Runs `cmd`, asserts it succeeded (showing stderr if not) and returns its stdout.
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads a JSON file the CLI wrote.
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn simulate_writes_the_json_contract_and_a_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let svg = dir.path().join("p.svg");
+    run_ok(
+        bin()
+            .args([
+                "simulate",
+                "--policy",
+                "fixed,fixed:20m,none,hybrid-histogram,reactive",
+            ])
+            .arg("--json")
+            .arg(&json)
+            .arg("--plot")
+            .arg(&svg),
+    );
+    let v = read_json(&json);
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.len(), 5);
     let labels: Vec<&str> = results
@@ -81,18 +92,12 @@ fn simulate_full_shared_day_end_to_end() {
         eprintln!("SKIPPED: ../shared/data/azure2019-day not present");
         return;
     };
-    let out = bin()
-        .args(["simulate", "--policy", "fixed"])
-        .arg("--trace")
-        .arg(&day)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let table = run_ok(
+        bin()
+            .args(["simulate", "--policy", "fixed"])
+            .arg("--trace")
+            .arg(&day),
     );
-    let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("675 functions, 451082 invocations, 1440 minutes"),
         "{table}"
@@ -115,34 +120,28 @@ fn timeline_plot_for_one_function() {
         .next()
         .unwrap()
         .to_string();
-    let out = bin()
-        .args([
-            "simulate",
-            "--policy",
-            "fixed,reactive,predictive",
-            "--timeline",
-            &id,
-        ])
-        .arg("--plot")
-        .arg(&svg)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_ok(
+        bin()
+            .args([
+                "simulate",
+                "--policy",
+                "fixed,reactive,predictive",
+                "--timeline",
+                &id,
+            ])
+            .arg("--plot")
+            .arg(&svg)
+            .arg("--json")
+            .arg(&json),
     );
     let s = std::fs::read_to_string(&svg).unwrap();
     assert!(s.contains(&id[..12]) && s.contains("reactive"));
     // Explained decisions: on stdout and in the JSON, with the idle window's inputs.
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("decisions for {id} under predictive")),
         "{stdout}"
     );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     assert_eq!(v["timeline"]["function"].as_str(), Some(id.as_str()));
     let pols = v["timeline"]["policies"].as_array().unwrap();
     assert_eq!(pols.len(), 3);
@@ -214,24 +213,18 @@ fn bad_policy_and_bad_trace_exit_with_their_codes() {
 fn shadow_policy_is_reported_beside_each_applied_one() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
-    let out = bin()
-        .args([
-            "simulate",
-            "--policy",
-            "fixed,none",
-            "--shadow",
-            "predictive:cost=400",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let table = run_ok(
+        bin()
+            .args([
+                "simulate",
+                "--policy",
+                "fixed,none",
+                "--shadow",
+                "predictive:cost=400",
+            ])
+            .arg("--json")
+            .arg(&json),
     );
-    let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("shadow predictive:cost=400 beside fixed:"),
         "{table}"
@@ -240,7 +233,7 @@ fn shadow_policy_is_reported_beside_each_applied_one() {
         table.contains("shadow predictive:cost=400 beside none:"),
         "{table}"
     );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let v = read_json(&json);
     let none = &v["results"][1];
     assert_eq!(none["policy"], "none");
     // The applied row is the applied policy's: `none` still cold-starts every call.
