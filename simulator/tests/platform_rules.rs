@@ -7,9 +7,9 @@ use prewarm_scaler::policy::{
     PolicyFactory, PolicySpec, PoolView, Reason,
 };
 use prewarm_simulator::engine::{FnSim, RunCtx, SimConfig};
-use prewarm_simulator::run::{simulate, NoProgress, RunOptions};
-use prewarm_simulator::trace::{DurationTable, FunctionMeta, MemoryTrace};
-use std::sync::atomic::AtomicBool;
+use prewarm_simulator::trace::{DurationTable, MemoryTrace};
+mod common;
+use common::meta;
 
 const MIN: Millis = 60_000;
 
@@ -146,17 +146,6 @@ fn instances_still_loaded_count_until_the_trace_ends() {
     assert_eq!(sim.stats.idle_ms, MIN - 1_100);
 }
 
-fn meta(id: &str, mem: f64) -> FunctionMeta {
-    FunctionMeta {
-        id: id.into(),
-        app: id.into(),
-        owner: "o".into(),
-        trigger: None,
-        memory_mb: mem,
-        durations: DurationTable::constant(100.0),
-    }
-}
-
 fn run(
     trace: MemoryTrace,
     policies: &str,
@@ -167,20 +156,7 @@ fn run(
         .iter()
         .map(|s| s.build().unwrap())
         .collect();
-    let mut trace = trace;
-    simulate(
-        &mut trace,
-        &factories,
-        None,
-        &RunOptions {
-            capacity_gb,
-            ..RunOptions::default()
-        },
-        &NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap()
-    .report
+    common::run(trace, factories, capacity_gb)
 }
 
 #[test]

@@ -6,45 +6,12 @@
 use prewarm_scaler::policy::{
     PolicyFactory, PolicySpec, Predictive, PredictiveConfig, ShadowFactory,
 };
-use prewarm_simulator::report::Report;
-use prewarm_simulator::run::{simulate, NoProgress, RunOptions};
-use prewarm_simulator::trace::{DurationTable, FunctionMeta, MemoryTrace};
-use std::sync::atomic::AtomicBool;
-
-fn meta(id: &str, mem: f64) -> FunctionMeta {
-    FunctionMeta {
-        id: id.into(),
-        app: id.into(),
-        owner: "o".into(),
-        trigger: None,
-        memory_mb: mem,
-        durations: DurationTable::constant(100.0),
-    }
-}
+use prewarm_simulator::trace::MemoryTrace;
+mod common;
+use common::{meta, run};
 
 fn factory(spec: &str) -> Box<dyn PolicyFactory> {
     PolicySpec::parse(spec).unwrap().build().unwrap()
-}
-
-fn run(
-    trace: MemoryTrace,
-    factories: Vec<Box<dyn PolicyFactory>>,
-    capacity: Option<f64>,
-) -> Report {
-    let mut trace = trace;
-    simulate(
-        &mut trace,
-        &factories,
-        None,
-        &RunOptions {
-            capacity_gb: capacity,
-            ..RunOptions::default()
-        },
-        &NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap()
-    .report
 }
 
 /// A busy function, a sparse one, a timer-like one and a bursty one over 4 hours.
