@@ -561,7 +561,7 @@ impl OnlineDetector for Cad {
         self.t += 1;
         let rest = self.p.rest.max(1);
         // silent while a high raw score lies among the last `rest` steps (or the start does)
-        let silent = self.last_high + rest >= self.t;
+        let silent = self.last_high.saturating_add(rest) >= self.t;
         if raw >= self.p.base_threshold {
             self.last_high = self.t;
         }
@@ -627,6 +627,13 @@ mod tests {
         let s = score_series(&mut d, &[3.0; 500]);
         assert!(s.iter().all(|&v| v < 0.75), "{:?}", &s[..40]);
         assert!(s[40..].iter().all(|&v| v == 0.0), "{:?}", &s[..40]);
+        let p = CadParams {
+            rest: usize::MAX,
+            bits: 99,
+            ..CadParams::default()
+        };
+        let mut d = Cad::new(0.0, 1.0, p);
+        assert_eq!(d.step(0.5), 0.0);
         let mut d = Cad::for_warm(&[]);
         for v in [
             f64::NAN,
