@@ -298,6 +298,8 @@ fn detect_scores_a_hand_made_nab_corpus() {
         "isolation-forest",
         "windowed-gaussian",
         "seasonal-likelihood",
+        "cad",
+        "max(seas-lik,cad)",
     ] {
         assert!(names.contains(&want), "{names:?}");
     }
@@ -314,6 +316,12 @@ fn detect_scores_a_hand_made_nab_corpus() {
         .unwrap();
     assert_eq!(lik["tp"], 1, "{lik}");
     assert!(lik["score"].as_f64().unwrap() > 50.0, "{lik}");
+    // the max ensemble keeps what its seasonal-likelihood part finds
+    let both = dets
+        .iter()
+        .find(|d| d["detector"] == "max(seas-lik,cad)")
+        .unwrap();
+    assert_eq!(both["tp"], 1, "{both}");
     // a bad label bound names the labels file
     write(
         d,

@@ -751,16 +751,30 @@ impl OnlineDetector for Likelihood {
     }
 }
 
-/// Mean of several online detectors' scores (each already in [0, 1]).
+/// Mean or maximum of several online detectors' scores (each already in [0, 1]).
 pub struct Ensemble {
     parts: Vec<Box<dyn OnlineDetector>>,
     name: &'static str,
+    max: bool,
 }
 
 impl Ensemble {
     /// Averages `parts`.
     pub fn new(parts: Vec<Box<dyn OnlineDetector>>, name: &'static str) -> Self {
-        Self { parts, name }
+        Self {
+            parts,
+            name,
+            max: false,
+        }
+    }
+
+    /// Takes the largest of `parts`' scores: a point is flagged when any part flags it.
+    pub fn max(parts: Vec<Box<dyn OnlineDetector>>, name: &'static str) -> Self {
+        Self {
+            parts,
+            name,
+            max: true,
+        }
     }
 }
 
@@ -769,8 +783,14 @@ impl OnlineDetector for Ensemble {
         self.name
     }
     fn step(&mut self, y: f64) -> f64 {
+        // every part sees every point, whatever the combination
         let n = self.parts.len().max(1) as f64;
-        self.parts.iter_mut().map(|d| d.step(y)).sum::<f64>() / n
+        let scores = self.parts.iter_mut().map(|d| d.step(y));
+        if self.max {
+            scores.fold(0.0, f64::max)
+        } else {
+            scores.sum::<f64>() / n
+        }
     }
 }
 
@@ -865,6 +885,36 @@ mod tests {
         assert!(top.iter().all(|&i| (500..520).contains(&i)), "{top:?}");
         // before the shift nothing scores high
         assert!(s[..500].iter().all(|&v| v < 0.5));
+    }
+
+    /// Scores a fixed sequence regardless of the input.
+    struct Replay(Vec<f64>, usize);
+
+    impl OnlineDetector for Replay {
+        fn name(&self) -> &'static str {
+            "replay"
+        }
+        fn step(&mut self, _: f64) -> f64 {
+            self.1 += 1;
+            self.0.get(self.1 - 1).copied().unwrap_or(0.0)
+        }
+    }
+
+    #[test]
+    fn ensembles_take_the_mean_or_the_max() {
+        let parts = || -> Vec<Box<dyn OnlineDetector>> {
+            vec![
+                Box::new(Replay(vec![0.2, 0.9, 0.0], 0)),
+                Box::new(Replay(vec![0.6, 0.1, 0.0], 0)),
+            ]
+        };
+        let y = [1.0, 2.0, 3.0];
+        let mean = score_series(&mut Ensemble::new(parts(), "m"), &y);
+        let max = score_series(&mut Ensemble::max(parts(), "x"), &y);
+        for (got, want) in mean.iter().zip([0.4, 0.5, 0.0]) {
+            assert!((got - want).abs() < 1e-12, "{mean:?}");
+        }
+        assert_eq!(max, vec![0.6, 0.9, 0.0]);
     }
 
     #[test]

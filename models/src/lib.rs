@@ -5,6 +5,7 @@
 
 pub mod anomaly;
 pub mod arima;
+pub mod cad;
 pub mod error;
 pub mod ets;
 pub mod forecast;

@@ -4,9 +4,10 @@
 use crate::cmd::series_io::{parse_timestamp, read_csv, read_csv_with};
 use crate::cmd::ExitError;
 use prewarm_models::anomaly::{
-    score_series, seasonal_esd, ForecastMad, IsolationDetector, Likelihood, LikelihoodParams,
-    OnlineDetector, SeasonalMad, WindowedGaussian,
+    score_series, seasonal_esd, Ensemble, ForecastMad, IsolationDetector, Likelihood,
+    LikelihoodParams, OnlineDetector, SeasonalMad, WindowedGaussian,
 };
+use prewarm_models::cad::Cad;
 use prewarm_models::nab::{probation_len, score_corpus, LabelledSeries, Profile};
 use prewarm_models::season::detect_season;
 use serde::Serialize;
@@ -68,7 +69,8 @@ pub struct NabRow {
 
 /// The detectors, built for a series whose probationary part is `warm`: the three raw
 /// detectors, NAB's windowed-Gaussian reference (it checks the scorer against the public
-/// board), and the three raw detectors behind the anomaly-likelihood post-processor.
+/// board), the three raw detectors behind the anomaly-likelihood post-processor, the
+/// contextual anomaly detector (CAD), and the maximum of seasonal-likelihood and CAD.
 fn detectors(warm: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
     let season = detect_season(warm, warm.len() / 2).unwrap_or(1);
     let lp = LikelihoodParams {
@@ -94,6 +96,18 @@ fn detectors(warm: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
             Box::new(IsolationDetector::new()),
             lp,
             "isolation-likelihood",
+        )),
+        Box::new(Cad::for_warm(warm)),
+        Box::new(Ensemble::max(
+            vec![
+                Box::new(Likelihood::new(
+                    Box::new(SeasonalMad::new(season, 256)),
+                    lp,
+                    "seasonal-likelihood",
+                )),
+                Box::new(Cad::for_warm(warm)),
+            ],
+            "max(seas-lik,cad)",
         )),
     ]
 }
