@@ -256,15 +256,29 @@ impl Default for CadParams {
     }
 }
 
+/// A candidate context of a step with a new context: (the facts of left set `l` present last
+/// step, `right`). Those facts are all of `l`'s when `whole`; else the sensor facts `mask` and
+/// the context facts at the positions `bits` of last step's active contexts (found again from
+/// `l` when there are more than 64 of these).
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    l: u32,
+    right: u64,
+    mask: u64,
+    bits: u64,
+    whole: bool,
+}
+
 /// Buffers reused from step to step (no allocation per step once warm).
 #[derive(Debug, Clone, Default)]
 struct Scratch {
     /// (hits, context) of the active contexts.
     ranked: Vec<(u64, u32)>,
-    /// (left set, right facts present now): overlaps that are candidate contexts.
-    potential: Vec<(u32, u64)>,
-    /// Left set → context facts it shares with last step's input (during the overlap search).
-    overlap: Vec<u32>,
+    /// Overlaps that are candidate contexts.
+    potential: Vec<Cand>,
+    /// Left set → positions of the context facts it shares with last step's input, as a bit
+    /// set (during the overlap search).
+    overlap: Vec<u64>,
     /// Right sides seen in this step's candidates.
     rights: Vec<u64>,
     /// (sensor mask, context facts as a bit set of positions in last step's active contexts)
@@ -389,11 +403,10 @@ impl Cad {
     }
 
     /// Stores the candidate contexts of a step with a new zero-level context `zero`: each
-    /// `(left set, right facts)` of `potential` (grouped by left set) stands for (the left set's
-    /// facts present last step, those right facts). `n_prev` is the number of last step's
-    /// active contexts. Returns the share of distinct candidates, the zero-level one included,
-    /// that were new.
-    fn add_candidates(&mut self, zero: u32, potential: &[(u32, u64)], n_prev: usize) -> f64 {
+    /// candidate of `potential` (grouped by left set) is a context (facts of its left set present
+    /// last step, right facts); `prev` are last step's active contexts. Returns the share of
+    /// distinct candidates, the zero-level one included, that were new.
+    fn add_candidates(&mut self, zero: u32, potential: &[Cand], prev: &[u32]) -> f64 {
         let t = self.learned;
         if self.counted.len() < self.mem.contexts {
             self.counted.resize(self.mem.contexts, 0);
@@ -412,36 +425,44 @@ impl Cad {
         let mut neurons = std::mem::take(&mut self.scratch.neurons);
         let mut i = 0;
         while i < potential.len() {
-            let l = potential[i].0 as usize;
-            let semi = &self.mem.left[l];
-            let mask = semi.mask & self.prev_mask;
-            neurons.clear();
-            let mut bits = 0u64;
-            for &c in &self.mem.arena[semi.start as usize..(semi.start + semi.len) as usize] {
-                if let Some(&(s, pos)) = self.stamp.get(c as usize) {
-                    if s == t {
-                        neurons.push(c);
-                        bits |= 1u64 << (pos & 63);
-                    }
-                }
-            }
-            let lid = if n_prev <= 64 {
-                match lids.get(&(mask, bits)) {
+            let first = potential[i];
+            let l = first.l;
+            let lid = if first.whole {
+                // all its facts were present: the overlap is the set itself
+                l
+            } else if prev.len() <= 64 {
+                match lids.get(&(first.mask, first.bits)) {
                     Some(&id) => id,
                     None => {
-                        let id = self.mem.left_id(mask, &neurons);
-                        lids.insert((mask, bits), id);
+                        neurons.clear();
+                        let mut b = first.bits;
+                        while b != 0 {
+                            if let Some(&c) = prev.get(b.trailing_zeros() as usize) {
+                                neurons.push(c);
+                            }
+                            b &= b - 1;
+                        }
+                        let id = self.mem.left_id(first.mask, &neurons);
+                        lids.insert((first.mask, first.bits), id);
                         id
                     }
                 }
             } else {
-                self.mem.left_id(mask, &neurons)
+                neurons.clear();
+                neurons.extend(
+                    self.mem
+                        .neurons(l as usize)
+                        .iter()
+                        .copied()
+                        .filter(|&c| self.stamp.get(c as usize).is_some_and(|s| s.0 == t)),
+                );
+                self.mem.left_id(first.mask, &neurons)
             };
             if self.seen_rights.len() <= lid as usize {
                 self.seen_rights.resize(lid as usize + 1, (0, 0));
             }
-            while i < potential.len() && potential[i].0 as usize == l {
-                let m = potential[i].1;
+            while i < potential.len() && potential[i].l == l {
+                let m = potential[i].right;
                 i += 1;
                 let ri = match rights.iter().position(|&r| r == m) {
                     Some(ri) => ri,
@@ -552,7 +573,13 @@ impl Cad {
                     pair.hits += 1;
                     ranked.push((pair.hits, pair.id));
                 } else if gather && m & sens != 0 && pair.zero_level {
-                    potential.push((key.id, m & sens));
+                    potential.push(Cand {
+                        l: key.id,
+                        right: m & sens,
+                        mask: semi.mask,
+                        bits: 0,
+                        whole: true,
+                    });
                 }
             }
         }
@@ -563,24 +590,52 @@ impl Cad {
             if overlap.len() < mem.left.len() {
                 overlap.resize(mem.left.len(), 0);
             }
+            let small = prev_neurons.len() <= 64;
             let shared = |c: &u32| mem.zero_by.get(*c as usize).map_or(&[][..], Vec::as_slice);
-            for l in prev_neurons.iter().flat_map(shared) {
-                overlap[*l as usize] += 1;
-            }
-            for (&l, &mask) in mem.zero.iter().zip(&mem.zero_mask) {
-                let n = (mask & prev_mask).count_ones() as usize + overlap[l as usize] as usize;
-                if n == 0 || n > self.p.max_left || self.whole_stamp[l as usize] == t {
-                    continue;
-                }
-                for pair in &mem.left[l as usize].contexts {
-                    let m = pair.right & sens;
-                    if m != 0 && new_context != Some(pair.id) && pair.zero_level {
-                        potential.push((l, m));
+            if small {
+                for (pos, c) in prev_neurons.iter().enumerate() {
+                    for &l in shared(c) {
+                        overlap[l as usize] |= 1 << pos;
                     }
                 }
             }
-            for l in prev_neurons.iter().flat_map(shared) {
-                overlap[*l as usize] = 0;
+            for (&l, &mask) in mem.zero.iter().zip(&mem.zero_mask) {
+                let li = l as usize;
+                if self.whole_stamp[li] == t {
+                    continue;
+                }
+                let mask = mask & prev_mask;
+                let bits = overlap[li];
+                let shared_facts = if small {
+                    bits.count_ones() as usize
+                } else {
+                    let s = &mem.left[li];
+                    mem.arena[s.start as usize..(s.start + s.len) as usize]
+                        .iter()
+                        .filter(|&c| present(c))
+                        .count()
+                };
+                let n = mask.count_ones() as usize + shared_facts;
+                if n == 0 || n > self.p.max_left {
+                    continue;
+                }
+                for pair in &mem.left[li].contexts {
+                    let m = pair.right & sens;
+                    if m != 0 && new_context != Some(pair.id) && pair.zero_level {
+                        potential.push(Cand {
+                            l,
+                            right: m,
+                            mask,
+                            bits,
+                            whole: false,
+                        });
+                    }
+                }
+            }
+            if small {
+                for l in prev_neurons.iter().flat_map(shared) {
+                    overlap[*l as usize] = 0;
+                }
             }
         }
         let share_active = if selected > 0 {
@@ -591,7 +646,7 @@ impl Cad {
 
         let mut share_new = 0.0;
         if let Some(c) = new_context {
-            share_new = self.add_candidates(c, &potential, prev_neurons.len());
+            share_new = self.add_candidates(c, &potential, &prev_neurons);
         }
 
         // the most-fired active contexts become facts of the next step's left side
