@@ -20,7 +20,8 @@
 //!   least `base_threshold` the detector stays silent for `rest` points.
 
 use crate::anomaly::OnlineDetector;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Fact of a value below the range (its bucket number is negative).
@@ -272,8 +273,9 @@ struct Cand {
 /// Buffers reused from step to step (no allocation per step once warm).
 #[derive(Debug, Clone, Default)]
 struct Scratch {
-    /// (hits, context) of the active contexts.
-    ranked: Vec<(u64, u32)>,
+    /// The most-fired active contexts so far, as (fewer hits, higher id) first: the root is the
+    /// weakest kept.
+    ranked: BinaryHeap<(Reverse<u64>, u32)>,
     /// Overlaps that are candidate contexts.
     potential: Vec<Cand>,
     /// Left set → positions of the context facts it shares with last step's input, as a bit
@@ -539,6 +541,8 @@ impl Cad {
         let mut ranked = std::mem::take(&mut self.scratch.ranked);
         ranked.clear();
         let mut selected = 0usize;
+        let mut n_active = 0usize;
+        let keep = self.p.max_active;
         let mut potential = std::mem::take(&mut self.scratch.potential);
         potential.clear();
         if self.whole_stamp.len() < self.mem.left.len() {
@@ -571,7 +575,15 @@ impl Cad {
                 let m = pair.right;
                 if m & sens == m {
                     pair.hits += 1;
-                    ranked.push((pair.hits, pair.id));
+                    n_active += 1;
+                    let rank = (Reverse(pair.hits), pair.id);
+                    if ranked.len() < keep {
+                        ranked.push(rank);
+                    } else if let Some(mut weakest) = ranked.peek_mut() {
+                        if rank < *weakest {
+                            *weakest = rank;
+                        }
+                    }
                 } else if gather && m & sens != 0 && pair.zero_level {
                     potential.push(Cand {
                         l: key.id,
@@ -639,7 +651,7 @@ impl Cad {
             }
         }
         let share_active = if selected > 0 {
-            ranked.len() as f64 / selected as f64
+            n_active as f64 / selected as f64
         } else {
             0.0
         };
@@ -650,13 +662,9 @@ impl Cad {
         }
 
         // the most-fired active contexts become facts of the next step's left side
-        let by_hits = |a: &(u64, u32), b: &(u64, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
-        let keep = self.p.max_active.min(ranked.len());
-        if keep > 0 && keep < ranked.len() {
-            ranked.select_nth_unstable_by(keep - 1, by_hits);
-        }
+        // (kept while the whole left sets were read: a strict order, so the same set as a sort)
         prev_neurons.clear();
-        prev_neurons.extend(ranked.iter().take(keep).map(|p| p.1));
+        prev_neurons.extend(ranked.drain().map(|p| p.1));
         prev_neurons.sort_unstable();
         prev_neurons.dedup();
         self.prev_mask = sens;
