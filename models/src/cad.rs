@@ -20,7 +20,8 @@
 //!   least `base_threshold` the detector stays silent for `rest` points.
 
 use crate::anomaly::OnlineDetector;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Fact of a value below the range (its bucket number is negative).
@@ -75,44 +76,82 @@ fn fingerprint(mask: u64, neurons: &[u32]) -> u64 {
     h.0
 }
 
-/// A stored left fact set: sensor facts as a mask, active-context facts as sorted ids.
+/// Bit of context fact `c` in a signature: a left set can only be whole when its signature
+/// (the bits of its context facts) lies inside the signature of the facts present.
+fn sig_bit(c: u32) -> u64 {
+    1 << (c & 63)
+}
+
+/// A context, stored with its left set: its right facts (sensor facts only, so a mask), its
+/// id, how often it fired and whether it was ever seen whole (zero level). Kept next to the
+/// left set so that a step reads one short array per left set.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    right: u64,
+    hits: u64,
+    id: u32,
+    zero_level: bool,
+}
+
+/// A stored left fact set: sensor facts as a mask, active-context facts as sorted ids
+/// (`len` of them from `start` in [`Memory::arena`]).
 #[derive(Debug, Clone, Default)]
 struct LeftSemi {
     mask: u64,
-    neurons: Vec<u32>,
-    /// (right semi-context, context) pairs it starts.
-    contexts: Vec<(u32, u32)>,
+    start: u32,
+    len: u32,
+    /// The contexts it starts (distinct right sides).
+    contexts: Vec<Pair>,
     /// Whether one of its contexts is zero level.
     zero_level: bool,
 }
 
-/// The context memory's two sides. Right fact sets hold sensor facts only, so a mask is the
-/// whole of them. A left set is found whole (all its facts present) through one key: its
-/// rarest context fact (when it was stored), or the list of sensor-only sets.
+/// An entry of a list searched for whole left sets: what a quick rejection needs (sensor mask,
+/// signature of the context facts) and the set's id.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    mask: u64,
+    sig: u64,
+    id: u32,
+}
+
+/// The context memory. A left set is found whole (all its facts present) through one key: its
+/// rarest context fact (when it was stored), or the list of sensor-only sets. The left sets
+/// with a zero-level context are also listed in id order, with an index from context fact to
+/// them, for the overlap search of a step with a new context.
 #[derive(Debug, Clone, Default)]
 struct Memory {
     left: Vec<LeftSemi>,
+    arena: Vec<u32>,
     /// Fingerprint of (mask, context ids) → left sets with it.
     left_by: HashMap<u64, Vec<u32>, Fixed>,
     /// Context id → left sets keyed by it.
-    keyed: Vec<Vec<u32>>,
-    sensor_only: Vec<u32>,
-    /// Left sets laid out for the scan of a step with a new context: (sensor mask, start and
-    /// length of its context facts in `arena`, has a zero-level context).
-    scan: Vec<(u64, u32, u32, bool)>,
-    arena: Vec<u32>,
-    right: Vec<u64>,
-    right_by: HashMap<u64, u32, Fixed>,
+    keyed: Vec<Vec<Key>>,
+    sensor_only: Vec<Key>,
+    /// Zero-level left sets, ascending, and their sensor masks.
+    zero: Vec<u32>,
+    zero_mask: Vec<u64>,
+    /// Context id → zero-level left sets with that context fact.
+    zero_by: Vec<Vec<u32>>,
+    /// Contexts stored.
+    contexts: usize,
 }
 
 impl Memory {
+    /// The context facts of left set `l`.
+    fn neurons(&self, l: usize) -> &[u32] {
+        let s = &self.left[l];
+        self.arena
+            .get(s.start as usize..s.start as usize + s.len as usize)
+            .unwrap_or(&[])
+    }
+
     /// The left set of these facts, created if missing.
     fn left_id(&mut self, mask: u64, neurons: &[u32]) -> u32 {
         let key = fingerprint(mask, neurons);
         if let Some(ids) = self.left_by.get(&key) {
             for &id in ids {
-                let semi = &self.left[id as usize];
-                if semi.mask == mask && semi.neurons == neurons {
+                if self.left[id as usize].mask == mask && self.neurons(id as usize) == neurons {
                     return id;
                 }
             }
@@ -123,44 +162,69 @@ impl Memory {
         let rarest = neurons
             .iter()
             .min_by_key(|&&c| self.keyed.get(c as usize).map_or(0, Vec::len));
+        let entry = Key {
+            mask,
+            sig: neurons.iter().fold(0, |s, &c| s | sig_bit(c)),
+            id,
+        };
         match rarest {
             Some(&c) => {
                 let c = c as usize;
                 if self.keyed.len() <= c {
                     self.keyed.resize_with(c + 1, Vec::new);
                 }
-                self.keyed[c].push(id);
+                self.keyed[c].push(entry);
             }
-            None => self.sensor_only.push(id),
+            None => self.sensor_only.push(entry),
         }
-        self.scan
-            .push((mask, self.arena.len() as u32, neurons.len() as u32, false));
-        self.arena.extend_from_slice(neurons);
         self.left.push(LeftSemi {
             mask,
-            neurons: neurons.to_vec(),
+            start: self.arena.len() as u32,
+            len: neurons.len() as u32,
             contexts: Vec::new(),
             zero_level: false,
         });
+        self.arena.extend_from_slice(neurons);
         self.left_by.entry(key).or_default().push(id);
         id
     }
 
-    fn right_id(&mut self, mask: u64) -> u32 {
-        let next = self.right.len() as u32;
-        let id = *self.right_by.entry(mask).or_insert(next);
-        if id == next {
-            self.right.push(mask);
+    /// Marks left set `l` as having a zero-level context.
+    fn mark_zero(&mut self, l: u32) {
+        let li = l as usize;
+        if self.left[li].zero_level {
+            return;
         }
-        id
+        self.left[li].zero_level = true;
+        let at = self.zero.partition_point(|&z| z < l);
+        self.zero.insert(at, l);
+        self.zero_mask.insert(at, self.left[li].mask);
+        let s = &self.left[li];
+        for &c in &self.arena[s.start as usize..(s.start + s.len) as usize] {
+            let c = c as usize;
+            if self.zero_by.len() <= c {
+                self.zero_by.resize_with(c + 1, Vec::new);
+            }
+            self.zero_by[c].push(l);
+        }
     }
-}
 
-/// A learned context: how often it fired and whether it was ever seen whole (zero level).
-#[derive(Debug, Clone, Copy)]
-struct Context {
-    hits: u64,
-    zero_level: bool,
+    /// Stores the context (left set `l`, right facts `right`) unless known or the memory is
+    /// full; returns whether it is new.
+    fn add_pair(&mut self, l: u32, right: u64) -> bool {
+        let semi = &mut self.left[l as usize];
+        if semi.contexts.iter().any(|p| p.right == right) || self.contexts >= MAX_CONTEXTS {
+            return false;
+        }
+        semi.contexts.push(Pair {
+            right,
+            hits: 0,
+            id: self.contexts as u32,
+            zero_level: false,
+        });
+        self.contexts += 1;
+        true
+    }
 }
 
 /// Settings of [`Cad`]; the defaults are CAD OSE's.
@@ -193,6 +257,38 @@ impl Default for CadParams {
     }
 }
 
+/// A candidate context of a step with a new context: (the facts of left set `l` present last
+/// step, `right`). Those facts are all of `l`'s when `whole`; else the sensor facts `mask` and
+/// the context facts at the positions `bits` of last step's active contexts (found again from
+/// `l` when there are more than 64 of these).
+#[derive(Debug, Clone, Copy)]
+struct Cand {
+    l: u32,
+    right: u64,
+    mask: u64,
+    bits: u64,
+    whole: bool,
+}
+
+/// Buffers reused from step to step (no allocation per step once warm).
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    /// The most-fired active contexts so far, as (fewer hits, higher id) first: the root is the
+    /// weakest kept.
+    ranked: BinaryHeap<(Reverse<u64>, u32)>,
+    /// Overlaps that are candidate contexts.
+    potential: Vec<Cand>,
+    /// Left set → positions of the context facts it shares with last step's input, as a bit
+    /// set (during the overlap search).
+    overlap: Vec<u64>,
+    /// Right sides seen in this step's candidates.
+    rights: Vec<u64>,
+    /// (sensor mask, context facts as a bit set of positions in last step's active contexts)
+    /// → left set, for this step's candidates.
+    lids: HashMap<(u64, u64), u32, Fixed>,
+    neurons: Vec<u32>,
+}
+
 /// The contextual anomaly detector; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct Cad {
@@ -200,18 +296,18 @@ pub struct Cad {
     min: f64,
     step: f64,
     mem: Memory,
-    contexts: Vec<Context>,
     /// Left facts of the next zero-level context: last step's sensor facts and active contexts.
     prev_mask: u64,
     prev_neurons: Vec<u32>,
-    /// Context id → the step at which it was last among `prev_neurons`.
-    stamp: Vec<u64>,
+    /// Context id → (the step at which it was last among `prev_neurons`, its position there).
+    stamp: Vec<(u64, u32)>,
     /// Left set → the step at which it was last found whole.
     whole_stamp: Vec<u64>,
     /// Context → the step at which it was last counted as a candidate.
     counted: Vec<u64>,
     /// Left set → (step, bit set of the step's right sets already paired with it).
     seen_rights: Vec<(u64, u64)>,
+    scratch: Scratch,
     /// Steps seen, and the step after the last raw score >= the base threshold (the history
     /// starts with a 1.0, so the first `rest` points are silent).
     t: usize,
@@ -237,13 +333,13 @@ impl Cad {
             min,
             step: range / max_bin,
             mem: Memory::default(),
-            contexts: Vec::new(),
             prev_mask: 0,
             prev_neurons: Vec::new(),
             stamp: Vec::new(),
             whole_stamp: Vec::new(),
             counted: Vec::new(),
             seen_rights: Vec::new(),
+            scratch: Scratch::default(),
             t: 0,
             last_high: 0,
             learned: 0,
@@ -268,7 +364,7 @@ impl Cad {
 
     /// Number of contexts learned so far.
     pub fn contexts(&self) -> usize {
-        self.contexts.len()
+        self.mem.contexts
     }
 
     /// The sensor facts of a value, as a mask.
@@ -288,101 +384,95 @@ impl Cad {
         mask
     }
 
-    /// Stores the context (left, right) unless known; returns whether it is new. A known
-    /// context offered as zero level is marked so.
-    fn add_context(&mut self, mask: u64, neurons: &[u32], right: u64, zero_level: bool) -> bool {
+    /// Stores the zero-level context (left facts, right facts) unless known, and marks it zero
+    /// level; returns whether it is new.
+    fn add_zero_context(&mut self, mask: u64, neurons: &[u32], right: u64) -> bool {
         let l = self.mem.left_id(mask, neurons);
-        let r = self.mem.right_id(right);
-        if zero_level {
-            let semi = &mut self.mem.left[l as usize];
-            if let Some(&(_, c)) = semi.contexts.iter().find(|(rr, _)| *rr == r) {
-                self.contexts[c as usize].zero_level = true;
-                semi.zero_level = true;
-                self.mem.scan[l as usize].3 = true;
-                return false;
-            }
+        let semi = &mut self.mem.left[l as usize];
+        if let Some(p) = semi.contexts.iter_mut().find(|p| p.right == right) {
+            p.zero_level = true;
+            self.mem.mark_zero(l);
+            return false;
         }
-        let new = self.add_pair(l, r);
-        if new && zero_level {
-            self.mem.left[l as usize].zero_level = true;
-            self.mem.scan[l as usize].3 = true;
-            if let Some(ctx) = self.contexts.last_mut() {
-                ctx.zero_level = true;
+        let new = self.mem.add_pair(l, right);
+        if new {
+            if let Some(p) = self.mem.left[l as usize].contexts.last_mut() {
+                p.zero_level = true;
             }
+            self.mem.mark_zero(l);
         }
         new
     }
 
-    /// Stores the context (left set `l`, right set `r`) unless known; returns whether it is
-    /// new.
-    fn add_pair(&mut self, l: u32, r: u32) -> bool {
-        let semi = &mut self.mem.left[l as usize];
-        if semi.contexts.iter().any(|&(rr, _)| rr == r) || self.contexts.len() >= MAX_CONTEXTS {
-            return false;
-        }
-        semi.contexts.push((r, self.contexts.len() as u32));
-        self.contexts.push(Context {
-            hits: 0,
-            zero_level: false,
-        });
-        true
-    }
-
     /// Stores the candidate contexts of a step with a new zero-level context `zero`: each
-    /// `(left set, right facts)` of `potential` (grouped by left set) stands for (the left set's
-    /// facts present last step, those right facts). Returns the share of distinct candidates,
-    /// the zero-level one included, that were new.
-    fn add_candidates(&mut self, zero: u32, potential: &[(u32, u64)]) -> f64 {
+    /// candidate of `potential` (grouped by left set) is a context (facts of its left set present
+    /// last step, right facts); `prev` are last step's active contexts. Returns the share of
+    /// distinct candidates, the zero-level one included, that were new.
+    fn add_candidates(&mut self, zero: u32, potential: &[Cand], prev: &[u32]) -> f64 {
         let t = self.learned;
-        if self.counted.len() < self.contexts.len() {
-            self.counted.resize(self.contexts.len(), 0);
+        if self.counted.len() < self.mem.contexts {
+            self.counted.resize(self.mem.contexts, 0);
         }
-        self.counted[zero as usize] = t;
+        if let Some(c) = self.counted.get_mut(zero as usize) {
+            *c = t;
+        }
         let (mut added, mut distinct) = (1usize, 1usize);
         // right sets seen this step (subsets of `sens`, few): their index is a bit position
-        let mut rights: Vec<(u64, u32)> = Vec::new();
-        // left sets without context facts seen this step, by mask
-        let mut sensor_lefts: Vec<(u64, u32)> = Vec::new();
-        let mut neurons: Vec<u32> = Vec::new();
+        let mut rights = std::mem::take(&mut self.scratch.rights);
+        rights.clear();
+        // left sets met this step: a left set's facts present last step are a sensor mask and
+        // a subset of last step's active contexts (a bit set of their positions when <= 64)
+        let mut lids = std::mem::take(&mut self.scratch.lids);
+        lids.clear();
+        let mut neurons = std::mem::take(&mut self.scratch.neurons);
         let mut i = 0;
         while i < potential.len() {
-            let l = potential[i].0 as usize;
-            let semi = &self.mem.left[l];
-            let mask = semi.mask & self.prev_mask;
-            neurons.clear();
-            neurons.extend(
-                semi.neurons
-                    .iter()
-                    .copied()
-                    .filter(|&c| self.stamp.get(c as usize) == Some(&t)),
-            );
-            let lid = if neurons.is_empty() {
-                match sensor_lefts.iter().find(|p| p.0 == mask) {
-                    Some(p) => p.1,
+            let first = potential[i];
+            let l = first.l;
+            let lid = if first.whole {
+                // all its facts were present: the overlap is the set itself
+                l
+            } else if prev.len() <= 64 {
+                match lids.get(&(first.mask, first.bits)) {
+                    Some(&id) => id,
                     None => {
-                        let id = self.mem.left_id(mask, &neurons);
-                        sensor_lefts.push((mask, id));
+                        neurons.clear();
+                        let mut b = first.bits;
+                        while b != 0 {
+                            if let Some(&c) = prev.get(b.trailing_zeros() as usize) {
+                                neurons.push(c);
+                            }
+                            b &= b - 1;
+                        }
+                        let id = self.mem.left_id(first.mask, &neurons);
+                        lids.insert((first.mask, first.bits), id);
                         id
                     }
                 }
             } else {
-                self.mem.left_id(mask, &neurons)
+                neurons.clear();
+                neurons.extend(
+                    self.mem
+                        .neurons(l as usize)
+                        .iter()
+                        .copied()
+                        .filter(|&c| self.stamp.get(c as usize).is_some_and(|s| s.0 == t)),
+                );
+                self.mem.left_id(first.mask, &neurons)
             };
             if self.seen_rights.len() <= lid as usize {
                 self.seen_rights.resize(lid as usize + 1, (0, 0));
             }
-            while i < potential.len() && potential[i].0 as usize == l {
-                let m = potential[i].1;
+            while i < potential.len() && potential[i].l == l {
+                let m = potential[i].right;
                 i += 1;
-                let ri = match rights.iter().position(|p| p.0 == m) {
+                let ri = match rights.iter().position(|&r| r == m) {
                     Some(ri) => ri,
                     None => {
-                        let rid = self.mem.right_id(m);
-                        rights.push((m, rid));
+                        rights.push(m);
                         rights.len() - 1
                     }
                 };
-                let rid = rights[ri].1;
                 if ri < 64 {
                     let seen = &mut self.seen_rights[lid as usize];
                     if seen.0 != t {
@@ -396,8 +486,8 @@ impl Cad {
                 let found = self.mem.left[lid as usize]
                     .contexts
                     .iter()
-                    .find(|p| p.0 == rid)
-                    .map(|p| p.1);
+                    .find(|p| p.right == m)
+                    .map(|p| p.id);
                 match found {
                     Some(c) => {
                         if self.counted[c as usize] != t {
@@ -407,7 +497,7 @@ impl Cad {
                     }
                     None => {
                         distinct += 1;
-                        if self.add_pair(lid, rid) {
+                        if self.mem.add_pair(lid, m) {
                             added += 1;
                             self.counted.push(t);
                         }
@@ -415,6 +505,9 @@ impl Cad {
                 }
             }
         }
+        self.scratch.rights = rights;
+        self.scratch.lids = lids;
+        self.scratch.neurons = neurons;
         added as f64 / distinct as f64
     }
 
@@ -423,121 +516,161 @@ impl Cad {
     fn learn(&mut self, sens: u64) -> (f64, f64) {
         self.learned += 1;
         let t = self.learned;
-        let prev_neurons = std::mem::take(&mut self.prev_neurons);
-        for &c in &prev_neurons {
-            let c = c as usize;
-            if self.stamp.len() <= c {
-                self.stamp.resize(c + 1, 0);
+        let mut prev_neurons = std::mem::take(&mut self.prev_neurons);
+        let mut prev_sig = 0u64;
+        for (pos, &c) in prev_neurons.iter().enumerate() {
+            let ci = c as usize;
+            if self.stamp.len() <= ci {
+                self.stamp.resize(ci + 1, (0, 0));
             }
-            self.stamp[c] = t;
+            self.stamp[ci] = (t, pos as u32);
+            prev_sig |= sig_bit(c);
         }
-        let zero = (self.prev_mask != 0 || !prev_neurons.is_empty()) && sens != 0;
+        let prev_mask = self.prev_mask;
+        let zero = (prev_mask != 0 || !prev_neurons.is_empty()) && sens != 0;
         let mut new_context = None;
         if zero {
-            let before = self.contexts.len();
-            if self.add_context(self.prev_mask, &prev_neurons, sens, true) {
+            let before = self.mem.contexts;
+            if self.add_zero_context(prev_mask, &prev_neurons, sens) {
                 new_context = Some(before as u32);
             }
         }
         let new_flag = new_context.is_some();
-        let right = &self.mem.right;
 
         // left sets wholly present last step: their contexts are selected
-        let mut active: Vec<u32> = Vec::new();
+        let mut ranked = std::mem::take(&mut self.scratch.ranked);
+        ranked.clear();
         let mut selected = 0usize;
-        // (left set, right facts present now): overlaps that are candidate contexts
-        let mut potential: Vec<(u32, u64)> = Vec::new();
+        let mut n_active = 0usize;
+        let keep = self.p.max_active;
+        let mut potential = std::mem::take(&mut self.scratch.potential);
+        potential.clear();
         if self.whole_stamp.len() < self.mem.left.len() {
             self.whole_stamp.resize(self.mem.left.len(), 0);
         }
+        let stamp = &self.stamp;
+        let present = |c: &u32| stamp.get(*c as usize).is_some_and(|s| s.0 == t);
+        let mem = &mut self.mem;
         let keyed = prev_neurons
             .iter()
-            .filter_map(|&c| self.mem.keyed.get(c as usize))
+            .filter_map(|&c| mem.keyed.get(c as usize))
             .flatten();
-        for &l in self.mem.sensor_only.iter().chain(keyed) {
-            let semi = &self.mem.left[l as usize];
-            if semi.mask & !self.prev_mask != 0
-                || !semi
-                    .neurons
-                    .iter()
-                    .all(|&c| self.stamp.get(c as usize) == Some(&t))
-            {
+        for key in mem.sensor_only.iter().chain(keyed) {
+            if key.mask & !prev_mask != 0 || key.sig & !prev_sig != 0 {
                 continue;
             }
-            self.whole_stamp[l as usize] = t;
-            let short = semi.mask.count_ones() as usize + semi.neurons.len() <= self.p.max_left;
-            for &(r, c) in &semi.contexts {
-                if new_context == Some(c) {
+            let semi = &mut mem.left[key.id as usize];
+            let neurons = &mem.arena[semi.start as usize..(semi.start + semi.len) as usize];
+            if !neurons.iter().all(present) {
+                continue;
+            }
+            self.whole_stamp[key.id as usize] = t;
+            let short = semi.mask.count_ones() as usize + neurons.len() <= self.p.max_left;
+            let gather = new_flag && short;
+            for pair in &mut semi.contexts {
+                if new_context == Some(pair.id) {
                     continue;
                 }
                 selected += 1;
-                let m = right[r as usize];
-                let ctx = &mut self.contexts[c as usize];
+                let m = pair.right;
                 if m & sens == m {
-                    ctx.hits += 1;
-                    active.push(c);
-                } else if m & sens != 0 && ctx.zero_level && new_flag && short {
-                    potential.push((l, m & sens));
+                    pair.hits += 1;
+                    n_active += 1;
+                    let rank = (Reverse(pair.hits), pair.id);
+                    if ranked.len() < keep {
+                        ranked.push(rank);
+                    } else if let Some(mut weakest) = ranked.peek_mut() {
+                        if rank < *weakest {
+                            *weakest = rank;
+                        }
+                    }
+                } else if gather && m & sens != 0 && pair.zero_level {
+                    potential.push(Cand {
+                        l: key.id,
+                        right: m & sens,
+                        mask: semi.mask,
+                        bits: 0,
+                        whole: true,
+                    });
                 }
             }
         }
         // a new zero-level context: overlaps of last step's input with stored zero-level
         // contexts become candidate contexts
         if new_flag {
-            let arena = &self.mem.arena;
-            for (l, &(mask, start, len, zero)) in self.mem.scan.iter().enumerate() {
-                if !zero || self.whole_stamp[l] == t {
-                    continue;
-                }
-                let mut n = (mask & self.prev_mask).count_ones() as usize;
-                if n > self.p.max_left {
-                    continue;
-                }
-                for &c in &arena[start as usize..(start + len) as usize] {
-                    n += usize::from(self.stamp.get(c as usize) == Some(&t));
-                    if n > self.p.max_left {
-                        break;
+            let overlap = &mut self.scratch.overlap;
+            if overlap.len() < mem.left.len() {
+                overlap.resize(mem.left.len(), 0);
+            }
+            let small = prev_neurons.len() <= 64;
+            let shared = |c: &u32| mem.zero_by.get(*c as usize).map_or(&[][..], Vec::as_slice);
+            if small {
+                for (pos, c) in prev_neurons.iter().enumerate() {
+                    for &l in shared(c) {
+                        overlap[l as usize] |= 1 << pos;
                     }
                 }
+            }
+            for (&l, &mask) in mem.zero.iter().zip(&mem.zero_mask) {
+                let li = l as usize;
+                if self.whole_stamp[li] == t {
+                    continue;
+                }
+                let mask = mask & prev_mask;
+                let bits = overlap[li];
+                let shared_facts = if small {
+                    bits.count_ones() as usize
+                } else {
+                    let s = &mem.left[li];
+                    mem.arena[s.start as usize..(s.start + s.len) as usize]
+                        .iter()
+                        .filter(|&c| present(c))
+                        .count()
+                };
+                let n = mask.count_ones() as usize + shared_facts;
                 if n == 0 || n > self.p.max_left {
                     continue;
                 }
-                for &(r, c) in &self.mem.left[l].contexts {
-                    let m = right[r as usize] & sens;
-                    if m != 0 && new_context != Some(c) && self.contexts[c as usize].zero_level {
-                        potential.push((l as u32, m));
+                for pair in &mem.left[li].contexts {
+                    let m = pair.right & sens;
+                    if m != 0 && new_context != Some(pair.id) && pair.zero_level {
+                        potential.push(Cand {
+                            l,
+                            right: m,
+                            mask,
+                            bits,
+                            whole: false,
+                        });
                     }
+                }
+            }
+            if small {
+                for l in prev_neurons.iter().flat_map(shared) {
+                    overlap[*l as usize] = 0;
                 }
             }
         }
         let share_active = if selected > 0 {
-            active.len() as f64 / selected as f64
+            n_active as f64 / selected as f64
         } else {
             0.0
         };
 
         let mut share_new = 0.0;
         if let Some(c) = new_context {
-            share_new = self.add_candidates(c, &potential);
+            share_new = self.add_candidates(c, &potential, &prev_neurons);
         }
 
         // the most-fired active contexts become facts of the next step's left side
-        let contexts = &self.contexts;
-        let by_hits = |a: &(u64, u32), b: &(u64, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
-        let mut ranked: Vec<(u64, u32)> = active
-            .iter()
-            .map(|&c| (contexts[c as usize].hits, c))
-            .collect();
-        let keep = self.p.max_active.min(ranked.len());
-        if keep > 0 && keep < ranked.len() {
-            ranked.select_nth_unstable_by(keep - 1, by_hits);
-        }
-        ranked.truncate(keep);
-        let mut active: Vec<u32> = ranked.into_iter().map(|p| p.1).collect();
-        active.sort_unstable();
-        active.dedup();
+        // (kept while the whole left sets were read: a strict order, so the same set as a sort)
+        prev_neurons.clear();
+        prev_neurons.extend(ranked.drain().map(|p| p.1));
+        prev_neurons.sort_unstable();
+        prev_neurons.dedup();
         self.prev_mask = sens;
-        self.prev_neurons = active;
+        self.prev_neurons = prev_neurons;
+        self.scratch.ranked = ranked;
+        self.scratch.potential = potential;
         (share_active, share_new)
     }
 
