@@ -10,6 +10,7 @@ use prewarm_models::ets::Ets;
 use prewarm_models::forecast::{FittedForecaster, Forecaster};
 use prewarm_models::fourier::Fourier;
 use prewarm_models::idle::IdleTimeModel;
+use prewarm_models::smedian::SeasonalMedian;
 use prewarm_models::snaive::SeasonalNaive;
 use std::hint::black_box;
 
@@ -45,6 +46,14 @@ fn update(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             snaive.update(black_box(y[i % y.len()]));
+            i += 1;
+        })
+    });
+    let mut smed = SeasonalMedian::new(1440).fit(&y).unwrap();
+    g.bench_function("seasonal_median", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            smed.update(black_box(y[i % y.len()]));
             i += 1;
         })
     });
@@ -95,6 +104,13 @@ fn refit(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("seasonal_median", |b| {
+        b.iter(|| {
+            for f in &funcs {
+                black_box(SeasonalMedian::new(1440).fit(f).unwrap());
+            }
+        })
+    });
     g.bench_function("ets", |b| {
         b.iter(|| {
             for f in &funcs {
@@ -116,11 +132,13 @@ fn state_bytes(_c: &mut Criterion) {
     // Not a timing: print the serialised (JSON) and in-memory state size per function once.
     let y = synthetic(3, 7);
     let sn = SeasonalNaive { season: 1440 }.fit(&y).unwrap();
+    let smed = SeasonalMedian::new(1440).fit(&y).unwrap();
     let ets = Ets::new(1440).fit(&y).unwrap();
     let four = Fourier::new(1440).fit(&y).unwrap();
     let idle = IdleTimeModel::default();
     for (name, json) in [
         ("seasonal_naive", serde_json::to_vec(&sn).unwrap()),
+        ("seasonal_median", serde_json::to_vec(&smed).unwrap()),
         ("ets", serde_json::to_vec(&ets).unwrap()),
         ("fourier", serde_json::to_vec(&four).unwrap()),
         ("idle_histogram", serde_json::to_vec(&idle).unwrap()),

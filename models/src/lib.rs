@@ -16,6 +16,7 @@ pub mod optim;
 pub mod regression;
 pub mod season;
 pub mod select;
+pub mod smedian;
 pub mod snaive;
 pub mod stats;
 

@@ -6,6 +6,7 @@ use crate::forecast::{FittedForecaster, Forecaster, Uncertainty};
 use crate::fourier::{FittedFourier, Fourier};
 use crate::regression::{FittedRegression, Regression};
 use crate::season::detect_season;
+use crate::smedian::{FittedSeasonalMedian, SeasonalMedian};
 use crate::snaive::{FittedSeasonalNaive, SeasonalNaive};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub enum ModelSpec {
     /// Seasonal naive.
     SeasonalNaive(SeasonalNaive),
+    /// Seasonal median.
+    SeasonalMedian(SeasonalMedian),
     /// Holt–Winters additive damped.
     Ets(Ets),
     /// FFT harmonics + trend.
@@ -28,6 +31,7 @@ impl ModelSpec {
     pub fn name(&self) -> &'static str {
         match self {
             ModelSpec::SeasonalNaive(_) => "seasonal-naive",
+            ModelSpec::SeasonalMedian(_) => "seasonal-median",
             ModelSpec::Ets(e) if e.season > 1 => "ets",
             ModelSpec::Ets(_) => "holt-damped",
             ModelSpec::Fourier(_) => "fourier",
@@ -41,6 +45,7 @@ impl ModelSpec {
     pub fn fit(&self, y: &[f64]) -> Result<AnyFitted, ModelError> {
         Ok(match self {
             ModelSpec::SeasonalNaive(s) => AnyFitted::SeasonalNaive(s.fit(y)?),
+            ModelSpec::SeasonalMedian(s) => AnyFitted::SeasonalMedian(s.fit(y)?),
             ModelSpec::Ets(s) => AnyFitted::Ets(s.fit(y)?),
             ModelSpec::Fourier(s) => AnyFitted::Fourier(s.fit(y)?),
             ModelSpec::Regression(s) => AnyFitted::Regression(Box::new(s.fit(y)?)),
@@ -61,12 +66,13 @@ impl Forecaster for ModelSpec {
 pub fn candidates(season: usize, with_forest: bool) -> Vec<ModelSpec> {
     let mut v = vec![
         ModelSpec::SeasonalNaive(SeasonalNaive { season }),
+        ModelSpec::SeasonalMedian(SeasonalMedian::new(season)),
         ModelSpec::Ets(Ets::new(season)),
         ModelSpec::Fourier(Fourier::new(season)),
         ModelSpec::Regression(Regression::linear(season)),
     ];
     if season > 1 {
-        v.insert(2, ModelSpec::Ets(Ets::new(1)));
+        v.insert(3, ModelSpec::Ets(Ets::new(1)));
     }
     if with_forest {
         v.push(ModelSpec::Regression(Regression::forest(season)));
@@ -79,6 +85,8 @@ pub fn candidates(season: usize, with_forest: bool) -> Vec<ModelSpec> {
 pub enum AnyFitted {
     /// Seasonal naive.
     SeasonalNaive(FittedSeasonalNaive),
+    /// Seasonal median.
+    SeasonalMedian(FittedSeasonalMedian),
     /// Holt–Winters.
     Ets(FittedEts),
     /// FFT harmonics.
@@ -91,6 +99,7 @@ impl AnyFitted {
     fn inner(&self) -> &dyn FittedForecaster {
         match self {
             AnyFitted::SeasonalNaive(m) => m,
+            AnyFitted::SeasonalMedian(m) => m,
             AnyFitted::Ets(m) => m,
             AnyFitted::Fourier(m) => m,
             AnyFitted::Regression(m) => m.as_ref(),
@@ -106,6 +115,7 @@ impl FittedForecaster for AnyFitted {
     fn update(&mut self, y: f64) {
         match self {
             AnyFitted::SeasonalNaive(m) => m.update(y),
+            AnyFitted::SeasonalMedian(m) => m.update(y),
             AnyFitted::Ets(m) => m.update(y),
             AnyFitted::Fourier(m) => m.update(y),
             AnyFitted::Regression(m) => m.update(y),
