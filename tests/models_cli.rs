@@ -300,6 +300,8 @@ fn detect_scores_a_hand_made_nab_corpus() {
         "seasonal-likelihood",
         "cad",
         "max(seas-lik,cad)",
+        "cad[file-range]",
+        "max(seas-lik,cad[file-range])",
     ] {
         assert!(names.contains(&want), "{names:?}");
     }
@@ -322,6 +324,12 @@ fn detect_scores_a_hand_made_nab_corpus() {
         .find(|d| d["detector"] == "max(seas-lik,cad)")
         .unwrap();
     assert_eq!(both["tp"], 1, "{both}");
+    // as does the one whose CAD is given the file's range (NAB's runner's protocol)
+    let ranged = dets
+        .iter()
+        .find(|d| d["detector"] == "max(seas-lik,cad[file-range])")
+        .unwrap();
+    assert_eq!(ranged["tp"], 1, "{ranged}");
     // a bad label bound names the labels file
     write(
         d,

@@ -7,7 +7,7 @@ use prewarm_models::anomaly::{
     score_series, seasonal_esd, Ensemble, ForecastMad, IsolationDetector, Likelihood,
     LikelihoodParams, OnlineDetector, SeasonalMad, WindowedGaussian,
 };
-use prewarm_models::cad::Cad;
+use prewarm_models::cad::{Cad, CadParams};
 use prewarm_models::nab::{probation_len, score_corpus, LabelledSeries, Profile};
 use prewarm_models::season::detect_season;
 use serde::Serialize;
@@ -67,11 +67,32 @@ pub struct NabRow {
     pub us_per_point: f64,
 }
 
+/// CAD for values expected in `[lo, hi]`, with NAB's runner's rest period (a fifth of the
+/// probationary part `warm`).
+fn cad_in(lo: f64, hi: f64, warm: &[f64]) -> Box<dyn OnlineDetector> {
+    Box::new(Cad::new(
+        lo,
+        hi,
+        CadParams {
+            rest: (warm.len() / 5).max(1),
+            ..CadParams::default()
+        },
+    ))
+}
+
 /// The detectors, built for a series whose probationary part is `warm`: the three raw
 /// detectors, NAB's windowed-Gaussian reference (it checks the scorer against the public
 /// board), the three raw detectors behind the anomaly-likelihood post-processor, the
-/// contextual anomaly detector (CAD), and the maximum of seasonal-likelihood and CAD.
-fn detectors(warm: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
+/// contextual anomaly detector (CAD), and the maximum of seasonal-likelihood and CAD. The
+/// last two rows give CAD the min and max of the whole file (`file`), as NAB's runner gives
+/// every detector on the public board: not known online, so they are reported separately.
+fn detectors(warm: &[f64], file: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
+    let (lo, hi) = file
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let season = detect_season(warm, warm.len() / 2).unwrap_or(1);
     let lp = LikelihoodParams {
         learning: warm.len() / 2,
@@ -108,6 +129,19 @@ fn detectors(warm: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
                 Box::new(Cad::for_warm(warm)),
             ],
             "max(seas-lik,cad)",
+        )),
+        // an ensemble of one: CAD under its own row name
+        Box::new(Ensemble::max(vec![cad_in(lo, hi, warm)], "cad[file-range]")),
+        Box::new(Ensemble::max(
+            vec![
+                Box::new(Likelihood::new(
+                    Box::new(SeasonalMad::new(season, 256)),
+                    lp,
+                    "seasonal-likelihood",
+                )),
+                cad_in(lo, hi, warm),
+            ],
+            "max(seas-lik,cad[file-range])",
         )),
     ]
 }
@@ -171,7 +205,7 @@ fn run_series(path: &Path, json: Option<&Path>) -> anyhow::Result<()> {
     }
     // the best NAB detector: a point is reported when it is "red" (tail probability of the
     // recent surprise <= 1e-5, i.e. score >= 0.5) or outside the range seen so far
-    let mut lik = detectors(&y[..warm.min(y.len())])
+    let mut lik = detectors(&y[..warm.min(y.len())], y)
         .into_iter()
         .find(|d| d.name() == "seasonal-likelihood")
         .ok_or_else(|| anyhow::anyhow!("seasonal-likelihood detector missing"))?;
@@ -271,7 +305,10 @@ fn load_nab(dir: &Path) -> anyhow::Result<Vec<(String, Vec<f64>, LabelledSeries)
 fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
     let corpus = load_nab(dir)?;
     let files: Vec<LabelledSeries> = corpus.iter().map(|c| c.2.clone()).collect();
-    let names: Vec<&'static str> = detectors(&[0.0; 4]).iter().map(|d| d.name()).collect();
+    let names: Vec<&'static str> = detectors(&[0.0; 4], &[0.0; 4])
+        .iter()
+        .map(|d| d.name())
+        .collect();
     let total_points: usize = corpus.iter().map(|c| c.1.len()).sum();
     let mut rows = Vec::new();
     let mut all_scores: Vec<Vec<Vec<f64>>> = Vec::new();
@@ -280,7 +317,7 @@ fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
         let t0 = Instant::now();
         for (_, y, _) in &corpus {
             let warm = &y[..probation_len(y.len()).max(4).min(y.len())];
-            let mut dets = detectors(warm);
+            let mut dets = detectors(warm, y);
             let det = &mut dets[k];
             scores.push(score_series(det.as_mut(), y));
         }
@@ -304,12 +341,12 @@ fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
         rows.first().map_or(0, |r| r.windows)
     );
     println!(
-        "{:<18} {:>8} {:>10} {:>5} {:>6} {:>10}",
+        "{:<30} {:>8} {:>10} {:>5} {:>6} {:>10}",
         "detector", "score", "threshold", "tp", "fp", "us/point"
     );
     for r in &rows {
         println!(
-            "{:<18} {:>8.2} {:>10.4} {:>5} {:>6} {:>10.3}",
+            "{:<30} {:>8.2} {:>10.4} {:>5} {:>6} {:>10.3}",
             r.detector, r.score, r.threshold, r.tp, r.fp, r.us_per_point
         );
     }
