@@ -20,9 +20,10 @@
 //!   least `base_threshold` the detector stays silent for `rest` points.
 
 use crate::anomaly::OnlineDetector;
+use rustc_hash::{FxHashMap, FxHasher};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BinaryHeap;
+use std::hash::Hasher;
 
 /// Fact of a value below the range (its bucket number is negative).
 pub const BELOW_FACT: u32 = 62;
@@ -34,46 +35,15 @@ const MAX_DIGITS: u32 = 30;
 /// unbounded stream).
 const MAX_CONTEXTS: usize = 1 << 22;
 
-/// A small multiplicative hasher for integer keys (deterministic, no per-process seed).
-#[derive(Debug, Clone, Copy, Default)]
-struct Fx(u64);
-
-impl Fx {
-    fn add(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.add(u64::from(b));
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.add(u64::from(v));
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.add(v);
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.add(v as u64);
-    }
-}
-
-type Fixed = BuildHasherDefault<Fx>;
-
 /// Fingerprint of a left fact set.
 fn fingerprint(mask: u64, neurons: &[u32]) -> u64 {
-    let mut h = Fx(neurons.len() as u64);
-    h.add(mask);
+    let mut h = FxHasher::default();
+    h.write_usize(neurons.len());
+    h.write_u64(mask);
     for &c in neurons {
-        h.add(u64::from(c));
+        h.write_u32(c);
     }
-    h.0
+    h.finish()
 }
 
 /// Bit of context fact `c` in a signature: a left set can only be whole when its signature
@@ -124,7 +94,7 @@ struct Memory {
     left: Vec<LeftSemi>,
     arena: Vec<u32>,
     /// Fingerprint of (mask, context ids) → left sets with it.
-    left_by: HashMap<u64, Vec<u32>, Fixed>,
+    left_by: FxHashMap<u64, Vec<u32>>,
     /// Context id → left sets keyed by it.
     keyed: Vec<Vec<Key>>,
     sensor_only: Vec<Key>,
@@ -285,7 +255,7 @@ struct Scratch {
     rights: Vec<u64>,
     /// (sensor mask, context facts as a bit set of positions in last step's active contexts)
     /// → left set, for this step's candidates.
-    lids: HashMap<(u64, u64), u32, Fixed>,
+    lids: FxHashMap<(u64, u64), u32>,
     neurons: Vec<u32>,
 }
 
