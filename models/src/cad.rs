@@ -76,6 +76,14 @@ struct LeftSemi {
     zero_level: bool,
 }
 
+/// The context facts of left set `semi`, from the arena of [`Memory`] (a free function, so
+/// that the caller may hold other fields of the memory meanwhile).
+fn facts<'a>(arena: &'a [u32], semi: &LeftSemi) -> &'a [u32] {
+    arena
+        .get(semi.start as usize..semi.start as usize + semi.len as usize)
+        .unwrap_or(&[])
+}
+
 /// An entry of a list searched for whole left sets: what a quick rejection needs (sensor mask,
 /// signature of the context facts) and the set's id.
 #[derive(Debug, Clone, Copy)]
@@ -110,10 +118,7 @@ struct Memory {
 impl Memory {
     /// The context facts of left set `l`.
     fn neurons(&self, l: usize) -> &[u32] {
-        let s = &self.left[l];
-        self.arena
-            .get(s.start as usize..s.start as usize + s.len as usize)
-            .unwrap_or(&[])
+        facts(&self.arena, &self.left[l])
     }
 
     /// The left set of these facts, created if missing.
@@ -169,8 +174,7 @@ impl Memory {
         let at = self.zero.partition_point(|&z| z < l);
         self.zero.insert(at, l);
         self.zero_mask.insert(at, self.left[li].mask);
-        let s = &self.left[li];
-        for &c in &self.arena[s.start as usize..(s.start + s.len) as usize] {
+        for &c in facts(&self.arena, &self.left[li]) {
             let c = c as usize;
             if self.zero_by.len() <= c {
                 self.zero_by.resize_with(c + 1, Vec::new);
@@ -358,20 +362,20 @@ impl Cad {
     /// level; returns whether it is new.
     fn add_zero_context(&mut self, mask: u64, neurons: &[u32], right: u64) -> bool {
         let l = self.mem.left_id(mask, neurons);
-        let semi = &mut self.mem.left[l as usize];
-        if let Some(p) = semi.contexts.iter_mut().find(|p| p.right == right) {
+        let known = self.mem.left[l as usize]
+            .contexts
+            .iter()
+            .position(|p| p.right == right);
+        let at = match known {
+            Some(i) => i,
+            None if self.mem.add_pair(l, right) => self.mem.left[l as usize].contexts.len() - 1,
+            None => return false, // the memory is full
+        };
+        if let Some(p) = self.mem.left[l as usize].contexts.get_mut(at) {
             p.zero_level = true;
-            self.mem.mark_zero(l);
-            return false;
         }
-        let new = self.mem.add_pair(l, right);
-        if new {
-            if let Some(p) = self.mem.left[l as usize].contexts.last_mut() {
-                p.zero_level = true;
-            }
-            self.mem.mark_zero(l);
-        }
-        new
+        self.mem.mark_zero(l);
+        known.is_none()
     }
 
     /// Stores the candidate contexts of a step with a new zero-level context `zero`: each
@@ -530,7 +534,7 @@ impl Cad {
                 continue;
             }
             let semi = &mut mem.left[key.id as usize];
-            let neurons = &mem.arena[semi.start as usize..(semi.start + semi.len) as usize];
+            let neurons = facts(&mem.arena, semi);
             if !neurons.iter().all(present) {
                 continue;
             }
@@ -591,8 +595,7 @@ impl Cad {
                 let shared_facts = if small {
                     bits.count_ones() as usize
                 } else {
-                    let s = &mem.left[li];
-                    mem.arena[s.start as usize..(s.start + s.len) as usize]
+                    facts(&mem.arena, &mem.left[li])
                         .iter()
                         .filter(|&c| present(c))
                         .count()
