@@ -273,8 +273,8 @@ pub struct Cad {
     /// Left facts of the next zero-level context: last step's sensor facts and active contexts.
     prev_mask: u64,
     prev_neurons: Vec<u32>,
-    /// Context id → (the step at which it was last among `prev_neurons`, its position there).
-    stamp: Vec<(u64, u32)>,
+    /// Context id → the step at which it was last among `prev_neurons`.
+    stamp: Vec<u64>,
     /// Left set → the step at which it was last found whole.
     whole_stamp: Vec<u64>,
     /// Context → the step at which it was last counted as a candidate.
@@ -430,7 +430,7 @@ impl Cad {
                         .neurons(l as usize)
                         .iter()
                         .copied()
-                        .filter(|&c| self.stamp.get(c as usize).is_some_and(|s| s.0 == t)),
+                        .filter(|&c| self.stamp.get(c as usize).is_some_and(|&s| s == t)),
                 );
                 self.mem.left_id(first.mask, &neurons)
             };
@@ -492,12 +492,12 @@ impl Cad {
         let t = self.learned;
         let mut prev_neurons = std::mem::take(&mut self.prev_neurons);
         let mut prev_sig = 0u64;
-        for (pos, &c) in prev_neurons.iter().enumerate() {
+        for &c in &prev_neurons {
             let ci = c as usize;
             if self.stamp.len() <= ci {
-                self.stamp.resize(ci + 1, (0, 0));
+                self.stamp.resize(ci + 1, 0);
             }
-            self.stamp[ci] = (t, pos as u32);
+            self.stamp[ci] = t;
             prev_sig |= sig_bit(c);
         }
         let prev_mask = self.prev_mask;
@@ -523,7 +523,7 @@ impl Cad {
             self.whole_stamp.resize(self.mem.left.len(), 0);
         }
         let stamp = &self.stamp;
-        let present = |c: &u32| stamp.get(*c as usize).is_some_and(|s| s.0 == t);
+        let present = |c: &u32| stamp.get(*c as usize).is_some_and(|&s| s == t);
         let mem = &mut self.mem;
         let keyed = prev_neurons
             .iter()
