@@ -261,6 +261,8 @@ struct Scratch {
     /// → left set, for this step's candidates.
     lids: FxHashMap<(u64, u64), u32>,
     neurons: Vec<u32>,
+    /// Left sets that may be whole this step (sensor mask and signature inside last step's).
+    maybe: Vec<u32>,
 }
 
 /// The contextual anomaly detector; see the module documentation.
@@ -359,8 +361,8 @@ impl Cad {
     }
 
     /// Stores the zero-level context (left facts, right facts) unless known, and marks it zero
-    /// level; returns whether it is new.
-    fn add_zero_context(&mut self, mask: u64, neurons: &[u32], right: u64) -> bool {
+    /// level; returns its left set when it is new (it is then the last context of that set).
+    fn add_zero_context(&mut self, mask: u64, neurons: &[u32], right: u64) -> Option<u32> {
         let l = self.mem.left_id(mask, neurons);
         let known = self.mem.left[l as usize]
             .contexts
@@ -369,13 +371,13 @@ impl Cad {
         let at = match known {
             Some(i) => i,
             None if self.mem.add_pair(l, right) => self.mem.left[l as usize].contexts.len() - 1,
-            None => return false, // the memory is full
+            None => return None, // the memory is full
         };
         if let Some(p) = self.mem.left[l as usize].contexts.get_mut(at) {
             p.zero_level = true;
         }
         self.mem.mark_zero(l);
-        known.is_none()
+        known.is_none().then_some(l)
     }
 
     /// Stores the candidate contexts of a step with a new zero-level context `zero`: each
@@ -502,10 +504,13 @@ impl Cad {
         }
         let prev_mask = self.prev_mask;
         let zero = (prev_mask != 0 || !prev_neurons.is_empty()) && sens != 0;
+        // the new zero-level context (its id) and its left set, where it is the last context
         let mut new_context = None;
+        let mut new_left = None;
         if zero {
             let before = self.mem.contexts;
-            if self.add_zero_context(prev_mask, &prev_neurons, sens) {
+            new_left = self.add_zero_context(prev_mask, &prev_neurons, sens);
+            if new_left.is_some() {
                 new_context = Some(before as u32);
             }
         }
@@ -529,27 +534,43 @@ impl Cad {
             .iter()
             .filter_map(|&c| mem.keyed.get(c as usize))
             .flatten();
-        for key in mem.sensor_only.iter().chain(keyed) {
-            if key.mask & !prev_mask != 0 || key.sig & !prev_sig != 0 {
-                continue;
-            }
-            let semi = &mut mem.left[key.id as usize];
+        // first the quick rejection over the short key lists, then the sets left (the loads of
+        // the sets no longer wait on each other)
+        let mut maybe = std::mem::take(&mut self.scratch.maybe);
+        maybe.clear();
+        maybe.extend(
+            mem.sensor_only
+                .iter()
+                .chain(keyed)
+                .filter(|key| key.mask & !prev_mask == 0 && key.sig & !prev_sig == 0)
+                .map(|key| key.id),
+        );
+        for &id in &maybe {
+            let semi = &mut mem.left[id as usize];
             let neurons = facts(&mem.arena, semi);
             if !neurons.iter().all(present) {
                 continue;
             }
-            self.whole_stamp[key.id as usize] = t;
+            self.whole_stamp[id as usize] = t;
             let short = semi.mask.count_ones() as usize + neurons.len() <= self.p.max_left;
             let gather = new_flag && short;
-            for pair in &mut semi.contexts {
-                if new_context == Some(pair.id) {
-                    continue;
-                }
-                selected += 1;
-                let m = pair.right;
-                if m & sens == m {
+            // the contexts stored before this step (the new one is the last of its set), 64 at
+            // a time: first which are active, as a bit set (no branch per context), then those
+            let n = semi.contexts.len() - usize::from(new_left == Some(id));
+            selected += n;
+            for chunk in semi.contexts.get_mut(..n).unwrap_or(&mut []).chunks_mut(64) {
+                let active = chunk.iter().enumerate().fold(0u64, |a, (i, p)| {
+                    a | u64::from(p.right & sens == p.right) << i
+                });
+                n_active += active.count_ones() as usize;
+                let mut b = active;
+                while b != 0 {
+                    let i = b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    let Some(pair) = chunk.get_mut(i) else {
+                        continue;
+                    };
                     pair.hits += 1;
-                    n_active += 1;
                     let rank = (Reverse(pair.hits), pair.id);
                     if ranked.len() < keep {
                         ranked.push(rank);
@@ -558,14 +579,20 @@ impl Cad {
                             *weakest = rank;
                         }
                     }
-                } else if gather && m & sens != 0 && pair.zero_level {
-                    potential.push(Cand {
-                        l: key.id,
-                        right: m & sens,
-                        mask: semi.mask,
-                        bits: 0,
-                        whole: true,
-                    });
+                }
+                if gather {
+                    for (i, pair) in chunk.iter().enumerate() {
+                        let m = pair.right & sens;
+                        if active >> i & 1 == 0 && m != 0 && pair.zero_level {
+                            potential.push(Cand {
+                                l: id,
+                                right: m,
+                                mask: semi.mask,
+                                bits: 0,
+                                whole: true,
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -644,6 +671,7 @@ impl Cad {
         self.prev_neurons = prev_neurons;
         self.scratch.ranked = ranked;
         self.scratch.potential = potential;
+        self.scratch.maybe = maybe;
         (share_active, share_new)
     }
 
