@@ -465,6 +465,10 @@ impl Cad {
                     .find(|p| p.right == m)
                     .map(|p| p.id);
                 match found {
+                    // a context is always met with the same right set, so one with a right set
+                    // among the first 64 is met once (`seen_rights`): it is new to the count
+                    // unless it is the zero-level one (no look-up in `counted`)
+                    Some(c) if ri < 64 => distinct += usize::from(c != zero),
                     Some(c) => {
                         if self.counted[c as usize] != t {
                             self.counted[c as usize] = t;
