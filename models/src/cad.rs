@@ -20,9 +20,10 @@
 //!   least `base_threshold` the detector stays silent for `rest` points.
 
 use crate::anomaly::OnlineDetector;
+use rustc_hash::{FxHashMap, FxHasher};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BinaryHeap;
+use std::hash::Hasher;
 
 /// Fact of a value below the range (its bucket number is negative).
 pub const BELOW_FACT: u32 = 62;
@@ -34,46 +35,15 @@ const MAX_DIGITS: u32 = 30;
 /// unbounded stream).
 const MAX_CONTEXTS: usize = 1 << 22;
 
-/// A small multiplicative hasher for integer keys (deterministic, no per-process seed).
-#[derive(Debug, Clone, Copy, Default)]
-struct Fx(u64);
-
-impl Fx {
-    fn add(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.add(u64::from(b));
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.add(u64::from(v));
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.add(v);
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.add(v as u64);
-    }
-}
-
-type Fixed = BuildHasherDefault<Fx>;
-
 /// Fingerprint of a left fact set.
 fn fingerprint(mask: u64, neurons: &[u32]) -> u64 {
-    let mut h = Fx(neurons.len() as u64);
-    h.add(mask);
+    let mut h = FxHasher::default();
+    h.write_usize(neurons.len());
+    h.write_u64(mask);
     for &c in neurons {
-        h.add(u64::from(c));
+        h.write_u32(c);
     }
-    h.0
+    h.finish()
 }
 
 /// Bit of context fact `c` in a signature: a left set can only be whole when its signature
@@ -106,6 +76,14 @@ struct LeftSemi {
     zero_level: bool,
 }
 
+/// The context facts of left set `semi`, from the arena of [`Memory`] (a free function, so
+/// that the caller may hold other fields of the memory meanwhile).
+fn facts<'a>(arena: &'a [u32], semi: &LeftSemi) -> &'a [u32] {
+    arena
+        .get(semi.start as usize..semi.start as usize + semi.len as usize)
+        .unwrap_or(&[])
+}
+
 /// An entry of a list searched for whole left sets: what a quick rejection needs (sensor mask,
 /// signature of the context facts) and the set's id.
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +102,7 @@ struct Memory {
     left: Vec<LeftSemi>,
     arena: Vec<u32>,
     /// Fingerprint of (mask, context ids) → left sets with it.
-    left_by: HashMap<u64, Vec<u32>, Fixed>,
+    left_by: FxHashMap<u64, Vec<u32>>,
     /// Context id → left sets keyed by it.
     keyed: Vec<Vec<Key>>,
     sensor_only: Vec<Key>,
@@ -140,10 +118,7 @@ struct Memory {
 impl Memory {
     /// The context facts of left set `l`.
     fn neurons(&self, l: usize) -> &[u32] {
-        let s = &self.left[l];
-        self.arena
-            .get(s.start as usize..s.start as usize + s.len as usize)
-            .unwrap_or(&[])
+        facts(&self.arena, &self.left[l])
     }
 
     /// The left set of these facts, created if missing.
@@ -199,8 +174,7 @@ impl Memory {
         let at = self.zero.partition_point(|&z| z < l);
         self.zero.insert(at, l);
         self.zero_mask.insert(at, self.left[li].mask);
-        let s = &self.left[li];
-        for &c in &self.arena[s.start as usize..(s.start + s.len) as usize] {
+        for &c in facts(&self.arena, &self.left[li]) {
             let c = c as usize;
             if self.zero_by.len() <= c {
                 self.zero_by.resize_with(c + 1, Vec::new);
@@ -285,8 +259,10 @@ struct Scratch {
     rights: Vec<u64>,
     /// (sensor mask, context facts as a bit set of positions in last step's active contexts)
     /// → left set, for this step's candidates.
-    lids: HashMap<(u64, u64), u32, Fixed>,
+    lids: FxHashMap<(u64, u64), u32>,
     neurons: Vec<u32>,
+    /// Left sets that may be whole this step (sensor mask and signature inside last step's).
+    maybe: Vec<u32>,
 }
 
 /// The contextual anomaly detector; see the module documentation.
@@ -299,8 +275,8 @@ pub struct Cad {
     /// Left facts of the next zero-level context: last step's sensor facts and active contexts.
     prev_mask: u64,
     prev_neurons: Vec<u32>,
-    /// Context id → (the step at which it was last among `prev_neurons`, its position there).
-    stamp: Vec<(u64, u32)>,
+    /// Context id → the step at which it was last among `prev_neurons`.
+    stamp: Vec<u64>,
     /// Left set → the step at which it was last found whole.
     whole_stamp: Vec<u64>,
     /// Context → the step at which it was last counted as a candidate.
@@ -385,23 +361,23 @@ impl Cad {
     }
 
     /// Stores the zero-level context (left facts, right facts) unless known, and marks it zero
-    /// level; returns whether it is new.
-    fn add_zero_context(&mut self, mask: u64, neurons: &[u32], right: u64) -> bool {
+    /// level; returns its left set when it is new (it is then the last context of that set).
+    fn add_zero_context(&mut self, mask: u64, neurons: &[u32], right: u64) -> Option<u32> {
         let l = self.mem.left_id(mask, neurons);
-        let semi = &mut self.mem.left[l as usize];
-        if let Some(p) = semi.contexts.iter_mut().find(|p| p.right == right) {
+        let known = self.mem.left[l as usize]
+            .contexts
+            .iter()
+            .position(|p| p.right == right);
+        let at = match known {
+            Some(i) => i,
+            None if self.mem.add_pair(l, right) => self.mem.left[l as usize].contexts.len() - 1,
+            None => return None, // the memory is full
+        };
+        if let Some(p) = self.mem.left[l as usize].contexts.get_mut(at) {
             p.zero_level = true;
-            self.mem.mark_zero(l);
-            return false;
         }
-        let new = self.mem.add_pair(l, right);
-        if new {
-            if let Some(p) = self.mem.left[l as usize].contexts.last_mut() {
-                p.zero_level = true;
-            }
-            self.mem.mark_zero(l);
-        }
-        new
+        self.mem.mark_zero(l);
+        known.is_none().then_some(l)
     }
 
     /// Stores the candidate contexts of a step with a new zero-level context `zero`: each
@@ -456,7 +432,7 @@ impl Cad {
                         .neurons(l as usize)
                         .iter()
                         .copied()
-                        .filter(|&c| self.stamp.get(c as usize).is_some_and(|s| s.0 == t)),
+                        .filter(|&c| self.stamp.get(c as usize).is_some_and(|&s| s == t)),
                 );
                 self.mem.left_id(first.mask, &neurons)
             };
@@ -489,6 +465,10 @@ impl Cad {
                     .find(|p| p.right == m)
                     .map(|p| p.id);
                 match found {
+                    // a context is always met with the same right set, so one with a right set
+                    // among the first 64 is met once (`seen_rights`): it is new to the count
+                    // unless it is the zero-level one (no look-up in `counted`)
+                    Some(c) if ri < 64 => distinct += usize::from(c != zero),
                     Some(c) => {
                         if self.counted[c as usize] != t {
                             self.counted[c as usize] = t;
@@ -518,20 +498,23 @@ impl Cad {
         let t = self.learned;
         let mut prev_neurons = std::mem::take(&mut self.prev_neurons);
         let mut prev_sig = 0u64;
-        for (pos, &c) in prev_neurons.iter().enumerate() {
+        for &c in &prev_neurons {
             let ci = c as usize;
             if self.stamp.len() <= ci {
-                self.stamp.resize(ci + 1, (0, 0));
+                self.stamp.resize(ci + 1, 0);
             }
-            self.stamp[ci] = (t, pos as u32);
+            self.stamp[ci] = t;
             prev_sig |= sig_bit(c);
         }
         let prev_mask = self.prev_mask;
         let zero = (prev_mask != 0 || !prev_neurons.is_empty()) && sens != 0;
+        // the new zero-level context (its id) and its left set, where it is the last context
         let mut new_context = None;
+        let mut new_left = None;
         if zero {
             let before = self.mem.contexts;
-            if self.add_zero_context(prev_mask, &prev_neurons, sens) {
+            new_left = self.add_zero_context(prev_mask, &prev_neurons, sens);
+            if new_left.is_some() {
                 new_context = Some(before as u32);
             }
         }
@@ -549,33 +532,49 @@ impl Cad {
             self.whole_stamp.resize(self.mem.left.len(), 0);
         }
         let stamp = &self.stamp;
-        let present = |c: &u32| stamp.get(*c as usize).is_some_and(|s| s.0 == t);
+        let present = |c: &u32| stamp.get(*c as usize).is_some_and(|&s| s == t);
         let mem = &mut self.mem;
         let keyed = prev_neurons
             .iter()
             .filter_map(|&c| mem.keyed.get(c as usize))
             .flatten();
-        for key in mem.sensor_only.iter().chain(keyed) {
-            if key.mask & !prev_mask != 0 || key.sig & !prev_sig != 0 {
-                continue;
-            }
-            let semi = &mut mem.left[key.id as usize];
-            let neurons = &mem.arena[semi.start as usize..(semi.start + semi.len) as usize];
+        // first the quick rejection over the short key lists, then the sets left (the loads of
+        // the sets no longer wait on each other)
+        let mut maybe = std::mem::take(&mut self.scratch.maybe);
+        maybe.clear();
+        maybe.extend(
+            mem.sensor_only
+                .iter()
+                .chain(keyed)
+                .filter(|key| key.mask & !prev_mask == 0 && key.sig & !prev_sig == 0)
+                .map(|key| key.id),
+        );
+        for &id in &maybe {
+            let semi = &mut mem.left[id as usize];
+            let neurons = facts(&mem.arena, semi);
             if !neurons.iter().all(present) {
                 continue;
             }
-            self.whole_stamp[key.id as usize] = t;
+            self.whole_stamp[id as usize] = t;
             let short = semi.mask.count_ones() as usize + neurons.len() <= self.p.max_left;
             let gather = new_flag && short;
-            for pair in &mut semi.contexts {
-                if new_context == Some(pair.id) {
-                    continue;
-                }
-                selected += 1;
-                let m = pair.right;
-                if m & sens == m {
+            // the contexts stored before this step (the new one is the last of its set), 64 at
+            // a time: first which are active, as a bit set (no branch per context), then those
+            let n = semi.contexts.len() - usize::from(new_left == Some(id));
+            selected += n;
+            for chunk in semi.contexts.get_mut(..n).unwrap_or(&mut []).chunks_mut(64) {
+                let active = chunk.iter().enumerate().fold(0u64, |a, (i, p)| {
+                    a | u64::from(p.right & sens == p.right) << i
+                });
+                n_active += active.count_ones() as usize;
+                let mut b = active;
+                while b != 0 {
+                    let i = b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    let Some(pair) = chunk.get_mut(i) else {
+                        continue;
+                    };
                     pair.hits += 1;
-                    n_active += 1;
                     let rank = (Reverse(pair.hits), pair.id);
                     if ranked.len() < keep {
                         ranked.push(rank);
@@ -584,14 +583,20 @@ impl Cad {
                             *weakest = rank;
                         }
                     }
-                } else if gather && m & sens != 0 && pair.zero_level {
-                    potential.push(Cand {
-                        l: key.id,
-                        right: m & sens,
-                        mask: semi.mask,
-                        bits: 0,
-                        whole: true,
-                    });
+                }
+                if gather {
+                    for (i, pair) in chunk.iter().enumerate() {
+                        let m = pair.right & sens;
+                        if active >> i & 1 == 0 && m != 0 && pair.zero_level {
+                            potential.push(Cand {
+                                l: id,
+                                right: m,
+                                mask: semi.mask,
+                                bits: 0,
+                                whole: true,
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -621,8 +626,7 @@ impl Cad {
                 let shared_facts = if small {
                     bits.count_ones() as usize
                 } else {
-                    let s = &mem.left[li];
-                    mem.arena[s.start as usize..(s.start + s.len) as usize]
+                    facts(&mem.arena, &mem.left[li])
                         .iter()
                         .filter(|&c| present(c))
                         .count()
@@ -671,6 +675,7 @@ impl Cad {
         self.prev_neurons = prev_neurons;
         self.scratch.ranked = ranked;
         self.scratch.potential = potential;
+        self.scratch.maybe = maybe;
         (share_active, share_new)
     }
 
