@@ -98,6 +98,13 @@ fn detectors(warm: &[f64], file: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
         learning: warm.len() / 2,
         ..LikelihoodParams::default()
     };
+    let seas_lik = || -> Box<dyn OnlineDetector> {
+        Box::new(Likelihood::new(
+            Box::new(SeasonalMad::new(season, 256)),
+            lp,
+            "seasonal-likelihood",
+        ))
+    };
     vec![
         Box::new(ForecastMad::new(0.3, 256)),
         Box::new(SeasonalMad::new(season, 256)),
@@ -108,11 +115,7 @@ fn detectors(warm: &[f64], file: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
             lp,
             "mad-likelihood",
         )),
-        Box::new(Likelihood::new(
-            Box::new(SeasonalMad::new(season, 256)),
-            lp,
-            "seasonal-likelihood",
-        )),
+        seas_lik(),
         Box::new(Likelihood::new(
             Box::new(IsolationDetector::new()),
             lp,
@@ -120,27 +123,13 @@ fn detectors(warm: &[f64], file: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
         )),
         Box::new(Cad::for_warm(warm)),
         Box::new(Ensemble::max(
-            vec![
-                Box::new(Likelihood::new(
-                    Box::new(SeasonalMad::new(season, 256)),
-                    lp,
-                    "seasonal-likelihood",
-                )),
-                Box::new(Cad::for_warm(warm)),
-            ],
+            vec![seas_lik(), Box::new(Cad::for_warm(warm))],
             "max(seas-lik,cad)",
         )),
         // an ensemble of one: CAD under its own row name
         Box::new(Ensemble::max(vec![cad_in(lo, hi, warm)], "cad[file-range]")),
         Box::new(Ensemble::max(
-            vec![
-                Box::new(Likelihood::new(
-                    Box::new(SeasonalMad::new(season, 256)),
-                    lp,
-                    "seasonal-likelihood",
-                )),
-                cad_in(lo, hi, warm),
-            ],
+            vec![seas_lik(), cad_in(lo, hi, warm)],
             "max(seas-lik,cad[file-range])",
         )),
     ]
