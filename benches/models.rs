@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use prewarm_models::ets::Ets;
 use prewarm_models::forecast::{FittedForecaster, Forecaster};
 use prewarm_models::fourier::Fourier;
@@ -30,6 +31,38 @@ fn synthetic(days: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// Times one online `update` of a fitted model, feeding `y` cyclically.
+fn bench_update<M: FittedForecaster>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    model: &mut M,
+    y: &[f64],
+) {
+    g.bench_function(name, |b| {
+        let mut i = 0;
+        b.iter(|| {
+            model.update(black_box(y[i % y.len()]));
+            i += 1;
+        })
+    });
+}
+
+/// Times fitting `spec` to every series of `funcs`.
+fn bench_refit<F: Forecaster>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    spec: F,
+    funcs: &[Vec<f64>],
+) {
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            for f in funcs {
+                black_box(spec.fit(f).unwrap());
+            }
+        })
+    });
+}
+
 fn update(c: &mut Criterion) {
     let y = synthetic(3, 42);
     let mut g = c.benchmark_group("update_per_bin");
@@ -41,38 +74,26 @@ fn update(c: &mut Criterion) {
             i += 1;
         })
     });
-    let mut snaive = SeasonalNaive { season: 1440 }.fit(&y).unwrap();
-    g.bench_function("seasonal_naive", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            snaive.update(black_box(y[i % y.len()]));
-            i += 1;
-        })
-    });
-    let mut smed = SeasonalMedian::new(1440).fit(&y).unwrap();
-    g.bench_function("seasonal_median", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            smed.update(black_box(y[i % y.len()]));
-            i += 1;
-        })
-    });
+    bench_update(
+        &mut g,
+        "seasonal_naive",
+        &mut SeasonalNaive { season: 1440 }.fit(&y).unwrap(),
+        &y,
+    );
+    bench_update(
+        &mut g,
+        "seasonal_median",
+        &mut SeasonalMedian::new(1440).fit(&y).unwrap(),
+        &y,
+    );
     let mut ets = Ets::new(1440).fit(&y).unwrap();
-    g.bench_function("ets", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            ets.update(black_box(y[i % y.len()]));
-            i += 1;
-        })
-    });
-    let mut four = Fourier::new(1440).fit(&y).unwrap();
-    g.bench_function("fourier", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            four.update(black_box(y[i % y.len()]));
-            i += 1;
-        })
-    });
+    bench_update(&mut g, "ets", &mut ets, &y);
+    bench_update(
+        &mut g,
+        "fourier",
+        &mut Fourier::new(1440).fit(&y).unwrap(),
+        &y,
+    );
     let mut idle = IdleTimeModel::default();
     g.bench_function("idle_observe", |b| {
         let mut i = 0u64;
@@ -97,34 +118,15 @@ fn refit(c: &mut Criterion) {
     g.bench_function("baseline_sum", |b| {
         b.iter(|| black_box(funcs.iter().map(|f| f.iter().sum::<f64>()).sum::<f64>()))
     });
-    g.bench_function("seasonal_naive", |b| {
-        b.iter(|| {
-            for f in &funcs {
-                black_box(SeasonalNaive { season: 1440 }.fit(f).unwrap());
-            }
-        })
-    });
-    g.bench_function("seasonal_median", |b| {
-        b.iter(|| {
-            for f in &funcs {
-                black_box(SeasonalMedian::new(1440).fit(f).unwrap());
-            }
-        })
-    });
-    g.bench_function("ets", |b| {
-        b.iter(|| {
-            for f in &funcs {
-                black_box(Ets::new(1440).fit(f).unwrap());
-            }
-        })
-    });
-    g.bench_function("fourier", |b| {
-        b.iter(|| {
-            for f in &funcs {
-                black_box(Fourier::new(1440).fit(f).unwrap());
-            }
-        })
-    });
+    bench_refit(
+        &mut g,
+        "seasonal_naive",
+        SeasonalNaive { season: 1440 },
+        &funcs,
+    );
+    bench_refit(&mut g, "seasonal_median", SeasonalMedian::new(1440), &funcs);
+    bench_refit(&mut g, "ets", Ets::new(1440), &funcs);
+    bench_refit(&mut g, "fourier", Fourier::new(1440), &funcs);
     g.finish();
 }
 
