@@ -2,6 +2,7 @@
 //! seasonal naive that one burst cannot move.
 
 use crate::forecast::{check_series, FittedForecaster, Forecaster, Ring, Uncertainty};
+use crate::stats::quantile_sorted;
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
@@ -46,15 +47,10 @@ pub struct FittedSeasonalMedian {
     unc: Uncertainty,
 }
 
-/// Median of a small slice (sorted in place).
+/// Median of a small slice, sorted in place (no allocation on the update path).
 fn median(v: &mut [f64]) -> f64 {
     v.sort_unstable_by(f64::total_cmp);
-    let k = v.len();
-    if k % 2 == 1 {
-        v[k / 2]
-    } else {
-        0.5 * (v[k / 2 - 1] + v[k / 2])
-    }
+    quantile_sorted(v, 0.5)
 }
 
 impl Forecaster for SeasonalMedian {
