@@ -610,9 +610,10 @@ pub struct LikelihoodParams {
     pub red: f64,
     /// Tail probability a demoted red point is given.
     pub yellow: f64,
-    /// A red point (or spatial anomaly) within this many points after another one is demoted
-    /// (1: only the point right after, as Numenta's filter does; the default 10 matches the
-    /// short-term mean, so one event gives one leading detection).
+    /// A red point within this many points after another red point (or a spatial anomaly
+    /// after another spatial anomaly) is demoted (1: only the point right after, as Numenta's
+    /// filter does; the default 10 matches the short-term mean, so one event gives one leading
+    /// detection). A likelihood red does not demote a spatial anomaly after it.
     pub refractory: usize,
     /// A value beyond the range seen so far by more than this share of the range scores 1
     /// (a spatial anomaly); 0 disables the check.
@@ -652,6 +653,7 @@ pub struct Likelihood {
     sd: f64,
     estimated: bool,
     since_red: usize,
+    since_spatial: usize,
     range: Option<(f64, f64)>,
 }
 
@@ -670,6 +672,7 @@ impl Likelihood {
             sd: 1.0,
             estimated: false,
             since_red: usize::MAX,
+            since_spatial: usize::MAX,
             range: None,
         }
     }
@@ -736,11 +739,22 @@ impl OnlineDetector for Likelihood {
         self.history.push(avg);
         let spatial = spatial && self.seen > self.p.learning.min(32);
         let red = spatial || tail <= self.p.red;
-        let recent = self.since_red < self.p.refractory;
+        // a spatial anomaly is demoted only by a recent spatial one: a weaker likelihood red
+        // just before must not hide a value leaving the range seen so far
+        let recent = if spatial {
+            self.since_spatial < self.p.refractory
+        } else {
+            self.since_red < self.p.refractory
+        };
         self.since_red = if red {
             0
         } else {
             self.since_red.saturating_add(1)
+        };
+        self.since_spatial = if spatial {
+            0
+        } else {
+            self.since_spatial.saturating_add(1)
         };
         if red && recent {
             tail = self.p.yellow;
@@ -898,6 +912,30 @@ mod tests {
             self.1 += 1;
             self.0.get(self.1 - 1).copied().unwrap_or(0.0)
         }
+    }
+
+    #[test]
+    fn a_likelihood_red_does_not_hide_a_value_leaving_the_range() {
+        // raw scores quiet until 400, then high: the likelihood turns red at 400; the value
+        // leaves the range seen so far at 403 (within the refractory period of that red) and
+        // again at 405 (within that of the first spatial anomaly)
+        let mut raw: Vec<f64> = (0..400)
+            .map(|t| if t % 2 == 0 { 0.0 } else { 0.1 })
+            .collect();
+        raw.extend([1.0; 20]);
+        let mut y: Vec<f64> = (0..420).map(|t| (t % 11) as f64).collect();
+        y[403] = 100.0;
+        y[405] = 200.0;
+        let p = LikelihoodParams {
+            learning: 100,
+            ..LikelihoodParams::default()
+        };
+        let mut det = Likelihood::new(Box::new(Replay(raw, 0)), p, "l");
+        let s = score_series(&mut det, &y);
+        assert!(s[400] >= 0.5, "{:?}", &s[398..410]);
+        assert!(s[401] < 0.5 && s[402] < 0.5, "{:?}", &s[398..410]);
+        assert_eq!(s[403], 1.0, "{:?}", &s[398..410]);
+        assert!(s[405] < 0.5, "{:?}", &s[398..410]);
     }
 
     #[test]
