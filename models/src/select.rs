@@ -60,9 +60,10 @@ impl Forecaster for ModelSpec {
     }
 }
 
-/// The standard candidate models for a season length: seasonal naive, Holt–Winters, the
-/// non-seasonal damped Holt model (when `season > 1`), FFT harmonics, linear regression, and
-/// the random forest only when `with_forest` (it is the slowest to fit).
+/// The standard candidate models for a season length, simplest first (the order the
+/// selector's one-standard-error rule prefers): seasonal naive, seasonal median, the
+/// non-seasonal damped Holt model (when `season > 1`), Holt–Winters, FFT harmonics, linear
+/// regression, and the random forest only when `with_forest` (it is the slowest to fit).
 pub fn candidates(season: usize, with_forest: bool) -> Vec<ModelSpec> {
     let mut v = vec![
         ModelSpec::SeasonalNaive(SeasonalNaive { season }),
@@ -72,7 +73,7 @@ pub fn candidates(season: usize, with_forest: bool) -> Vec<ModelSpec> {
         ModelSpec::Regression(Regression::linear(season)),
     ];
     if season > 1 {
-        v.insert(3, ModelSpec::Ets(Ets::new(1)));
+        v.insert(2, ModelSpec::Ets(Ets::new(1)));
     }
     if with_forest {
         v.push(ModelSpec::Regression(Regression::forest(season)));
@@ -170,6 +171,17 @@ pub fn rolling_origin(
     h: usize,
     scale: f64,
 ) -> Result<BacktestScore, ModelError> {
+    rolling_origin_by_origin(y, spec, train_end, h, scale).map(|(s, _)| s)
+}
+
+/// [`rolling_origin`], also returning the mean absolute error of each origin's forecasts.
+fn rolling_origin_by_origin(
+    y: &[f64],
+    spec: &ModelSpec,
+    train_end: usize,
+    h: usize,
+    scale: f64,
+) -> Result<(BacktestScore, Vec<f64>), ModelError> {
     let h = h.max(1);
     if train_end >= y.len() {
         return Err(ModelError::TooShort {
@@ -179,9 +191,11 @@ pub fn rolling_origin(
     }
     let mut model = spec.fit(&y[..train_end])?;
     let (mut abs, mut sq, mut c80, mut c95, mut n, mut origins) = (0.0, 0.0, 0, 0, 0usize, 0);
+    let mut per_origin = Vec::with_capacity((y.len() - train_end).div_ceil(h));
     let mut o = train_end;
     while o < y.len() {
         let steps = h.min(y.len() - o);
+        let abs_before = abs;
         let f = model.forecast(steps);
         let lo80 = model.quantile(steps, 0.1);
         let hi80 = model.quantile(steps, 0.9);
@@ -196,6 +210,7 @@ pub fn rolling_origin(
             c95 += usize::from(a >= lo95[i] && a <= hi95[i]);
             n += 1;
         }
+        per_origin.push((abs - abs_before) / steps as f64);
         for i in 0..steps {
             model.update(y[o + i]);
         }
@@ -203,7 +218,7 @@ pub fn rolling_origin(
         o += steps;
     }
     let nf = n.max(1) as f64;
-    Ok(BacktestScore {
+    let score = BacktestScore {
         model: spec.name().to_string(),
         mae: abs / nf,
         rmse: (sq / nf).sqrt(),
@@ -212,6 +227,36 @@ pub fn rolling_origin(
         coverage95: c95 as f64 / nf,
         origins,
         points: n,
+    };
+    Ok((score, per_origin))
+}
+
+/// The one-standard-error rule over candidates listed simplest first, each with its error per
+/// validation origin (the same origins for all): the simplest candidate whose mean error
+/// exceeds the best candidate's by at most one standard error of their paired per-origin
+/// differences. Differences within that are noise of the validation slice, so the simpler
+/// model is preferred. `None` when `errors` is empty.
+pub fn one_se_pick(errors: &[Vec<f64>]) -> Option<usize> {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let best = (0..errors.len())
+        .filter(|&i| mean(&errors[i]).is_finite())
+        .min_by(|&a, &b| mean(&errors[a]).total_cmp(&mean(&errors[b])))?;
+    (0..errors.len()).find(|&i| {
+        if i == best {
+            return true;
+        }
+        if errors[i].len() != errors[best].len() || errors[i].len() < 2 {
+            return false;
+        }
+        let d: Vec<f64> = errors[i]
+            .iter()
+            .zip(&errors[best])
+            .map(|(a, b)| a - b)
+            .collect();
+        let n = d.len() as f64;
+        let md = mean(&d);
+        let var = d.iter().map(|x| (x - md).powi(2)).sum::<f64>() / (n - 1.0);
+        md.is_finite() && md <= (var / n).sqrt()
     })
 }
 
@@ -233,8 +278,9 @@ pub fn resolve_season(y: &[f64], season: Option<usize>) -> usize {
         .max(1)
 }
 
-/// Chooses among `specs` by a rolling-origin backtest on the last 20 % of `y` (horizon
-/// `horizon`), then refits the winner on all of `y`.
+/// Chooses among `specs` (listed simplest first) by a rolling-origin backtest on the last
+/// 20 % of `y` (horizon `horizon`) with the one-standard-error rule ([`one_se_pick`]), then
+/// refits the winner on all of `y`.
 pub fn select_from(
     y: &[f64],
     specs: &[ModelSpec],
@@ -243,19 +289,20 @@ pub fn select_from(
     let n = y.len();
     let train_end = n - n / 5;
     let mut scores = Vec::new();
-    let mut best: Option<(f64, &ModelSpec)> = None;
+    let mut valid = Vec::new();
+    let mut errors = Vec::new();
     for spec in specs {
-        if let Ok(s) = rolling_origin(y, spec, train_end, horizon, 1.0) {
+        if let Ok((s, per_origin)) = rolling_origin_by_origin(y, spec, train_end, horizon, 1.0) {
             if s.mae.is_finite() {
                 scores.push((spec.name().to_string(), s.mae));
-                if best.is_none_or(|b| s.mae < b.0) {
-                    best = Some((s.mae, spec));
-                }
+                valid.push(spec);
+                errors.push(per_origin);
             }
         }
     }
+    let best = one_se_pick(&errors).map(|i| valid[i]);
     // fall back to whatever fits on the whole series (a short series may fail validation)
-    let order: Vec<&ModelSpec> = best.map(|b| b.1).into_iter().chain(specs.iter()).collect();
+    let order: Vec<&ModelSpec> = best.into_iter().chain(specs.iter()).collect();
     let mut last_err = ModelError::TooShort { got: n, need: 2 };
     for spec in order {
         match spec.fit(y) {
@@ -351,12 +398,14 @@ mod tests {
             .collect();
         let sel = select_model(&y, None, 6).unwrap();
         assert_eq!(sel.season, m);
-        // the winner is the candidate with the lowest validation error
+        // the winner is a seasonal candidate whose validation error is close to the best
         let best = sel.scores.iter().map(|s| s.1).fold(f64::MAX, f64::min);
-        assert!(sel
+        let (_, won) = sel
             .scores
             .iter()
-            .any(|(n, e)| n == sel.model.name() && *e == best));
+            .find(|(n, _)| n == sel.model.name())
+            .unwrap();
+        assert!(*won <= best * 1.5 + 0.1, "{:?}", sel.scores);
         let f = sel.model.forecast(m);
         let err: f64 = f
             .iter()
@@ -368,6 +417,25 @@ mod tests {
         let json = serde_json::to_string(&sel).unwrap();
         let back: Selection = serde_json::from_str(&json).unwrap();
         assert_eq!(back.model.forecast(3), sel.model.forecast(3));
+    }
+
+    #[test]
+    fn one_se_rule_prefers_the_simpler_of_near_ties() {
+        // candidate 1 is best by 0.1 on average, but its per-origin lead swings by ±1: noise,
+        // so the simpler candidate 0 is kept
+        let simple = vec![5.0, 5.0, 5.0, 5.0, 5.0, 5.0];
+        let noisy = vec![4.0, 6.0, 4.0, 5.8, 4.0, 5.6];
+        assert_eq!(one_se_pick(&[simple.clone(), noisy]), Some(0));
+        // a steady lead of 0.5 at every origin is not noise: the complex candidate wins
+        let steady = vec![4.5, 4.4, 4.6, 4.5, 4.5, 4.4];
+        assert_eq!(one_se_pick(&[simple.clone(), steady.clone()]), Some(1));
+        // the simplest within one SE wins, not the first within it after the best
+        let worse = vec![9.0; 6];
+        assert_eq!(one_se_pick(&[worse, steady.clone(), simple]), Some(1));
+        // the best alone, non-finite errors skipped, nothing at all
+        assert_eq!(one_se_pick(std::slice::from_ref(&steady)), Some(0));
+        assert_eq!(one_se_pick(&[vec![f64::NAN; 6], steady]), Some(1));
+        assert_eq!(one_se_pick(&[]), None);
     }
 
     #[test]
