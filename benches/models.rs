@@ -126,6 +126,7 @@ fn refit(c: &mut Criterion) {
     );
     bench_refit(&mut g, "seasonal_median", SeasonalMedian::new(1440), &funcs);
     bench_refit(&mut g, "ets", Ets::new(1440), &funcs);
+    bench_refit(&mut g, "holt_damped", Ets::new(1), &funcs);
     bench_refit(&mut g, "fourier", Fourier::new(1440), &funcs);
     g.finish();
 }
