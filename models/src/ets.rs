@@ -499,24 +499,22 @@ mod tests {
             gamma: 0.0,
             phi: 0.9,
         };
-        let (sse, l0, b0) = profiled_sse(&y, &p, true);
-        let (mut l, mut b, mut plain) = (l0, b0, 0.0);
-        for &v in &y {
-            let e = v - (l + p.phi * b);
-            plain += e * e;
-            l += p.phi * b + p.alpha * e;
-            b = p.phi * b + p.beta * e;
-        }
-        assert!((sse - plain).abs() <= 1e-9 * plain, "{sse} vs {plain}");
-        // and no other start does better
-        for (dl, db) in [(0.5, 0.0), (-0.5, 0.0), (0.0, 0.05), (0.0, -0.05)] {
-            let (mut l, mut b, mut other) = (l0 + dl, b0 + db, 0.0);
+        let plain_sse = |mut l: f64, mut b: f64| {
+            let mut sse = 0.0;
             for &v in &y {
                 let e = v - (l + p.phi * b);
-                other += e * e;
+                sse += e * e;
                 l += p.phi * b + p.alpha * e;
                 b = p.phi * b + p.beta * e;
             }
+            sse
+        };
+        let (sse, l0, b0) = profiled_sse(&y, &p, true);
+        let plain = plain_sse(l0, b0);
+        assert!((sse - plain).abs() <= 1e-9 * plain, "{sse} vs {plain}");
+        // and no other start does better
+        for (dl, db) in [(0.5, 0.0), (-0.5, 0.0), (0.0, 0.05), (0.0, -0.05)] {
+            let other = plain_sse(l0 + dl, b0 + db);
             assert!(other > plain, "{dl} {db}: {other} vs {plain}");
         }
     }
