@@ -74,16 +74,10 @@ struct State {
     seasonal: Vec<f64>,
 }
 
+/// The seasonal model's first-guess state: season means of up to 3 seasons of `y` (the
+/// non-seasonal model estimates its start in [`profiled_sse`]).
 fn init_state(y: &[f64], m: usize) -> State {
-    if m <= 1 {
-        let k = y.len().min(10);
-        let level = y[..k].iter().sum::<f64>() / k as f64;
-        return State {
-            level,
-            trend: 0.0,
-            seasonal: Vec::new(),
-        };
-    }
+    let m = m.max(1);
     let k = (y.len() / m).clamp(1, 3);
     let means: Vec<f64> = (0..k)
         .map(|j| y[j * m..(j + 1) * m].iter().sum::<f64>() / m as f64)
@@ -270,14 +264,15 @@ fn aicc(sse: f64, n: usize, k: usize) -> f64 {
 /// AICc (AutoETS's choice within its non-seasonal additive family). Returns the parameters and
 /// the initial state.
 fn fit_nonseasonal(win: &[f64], max_evals: usize) -> (EtsParams, f64, f64) {
+    let alpha_of = |u0: f64| 1e-4 + (0.9999 - 1e-4) * sigmoid(u0);
     let ses = |u: &[f64]| EtsParams {
-        alpha: 1e-4 + (0.9999 - 1e-4) * sigmoid(u[0]),
+        alpha: alpha_of(u[0]),
         beta: 0.0,
         gamma: 0.0,
         phi: 0.98,
     };
     let damped = |u: &[f64]| {
-        let alpha = 1e-4 + (0.9999 - 1e-4) * sigmoid(u[0]);
+        let alpha = alpha_of(u[0]);
         EtsParams {
             alpha,
             beta: alpha * 0.5 * sigmoid(u[1]),
@@ -307,15 +302,12 @@ fn fit_nonseasonal(win: &[f64], max_evals: usize) -> (EtsParams, f64, f64) {
     (params, l0, b0)
 }
 
-fn decode(u: &[f64], seasonal: bool) -> EtsParams {
+/// The seasonal model's parameters from the optimiser's unbounded coordinates.
+fn decode(u: &[f64]) -> EtsParams {
     let alpha = 0.001 + 0.998 * sigmoid(u[0]);
     let beta = alpha * 0.5 * sigmoid(u[1]);
     let phi = 0.8 + 0.18 * sigmoid(u[2]);
-    let gamma = if seasonal {
-        (1.0 - alpha) * sigmoid(u[3])
-    } else {
-        0.0
-    };
+    let gamma = (1.0 - alpha) * sigmoid(u[3]);
     EtsParams {
         alpha,
         beta,
@@ -335,49 +327,41 @@ impl Forecaster for Ets {
             .len()
             .min(self.window.max(need).max(if seasonal { 3 * m } else { 0 }));
         let win = &y[y.len() - w..];
-        if !seasonal {
-            let (params, level, trend) = fit_nonseasonal(win, self.max_evals);
+        // parameters and the state at the start of the window
+        let (params, mut st) = if seasonal {
+            let init = init_state(win, m);
             let mut st = State {
+                level: 0.0,
+                trend: 0.0,
+                seasonal: Vec::with_capacity(init.seasonal.len()),
+            };
+            let reset = |st: &mut State| {
+                st.level = init.level;
+                st.trend = init.trend;
+                st.seasonal.clear();
+                st.seasonal.extend_from_slice(&init.seasonal);
+            };
+            let x0 = [logit(0.2), logit(0.1), logit(0.5), logit(0.1)];
+            let (u, _) = nelder_mead(
+                |u| {
+                    reset(&mut st);
+                    run(win, &decode(u), &mut st, None)
+                },
+                &x0,
+                1.0,
+                self.max_evals,
+            );
+            reset(&mut st);
+            (decode(&u), st)
+        } else {
+            let (params, level, trend) = fit_nonseasonal(win, self.max_evals);
+            let st = State {
                 level,
                 trend,
                 seasonal: Vec::new(),
             };
-            let mut res = Vec::with_capacity(w);
-            run(win, &params, &mut st, Some(&mut res));
-            return Ok(FittedEts {
-                params,
-                level: st.level,
-                trend: st.trend,
-                seasonal: Ring::from_tail(&[0.0], 1),
-                seasonal_on: false,
-                unc: Uncertainty::calibrate(win, &res),
-            });
-        }
-        let x0 = [logit(0.2), logit(0.1), logit(0.5), logit(0.1)];
-        let dims = if seasonal { 4 } else { 3 };
-        let init = init_state(win, m);
-        let mut st = State {
-            level: 0.0,
-            trend: 0.0,
-            seasonal: Vec::with_capacity(init.seasonal.len()),
+            (params, st)
         };
-        let reset = |st: &mut State| {
-            st.level = init.level;
-            st.trend = init.trend;
-            st.seasonal.clear();
-            st.seasonal.extend_from_slice(&init.seasonal);
-        };
-        let (u, _) = nelder_mead(
-            |u| {
-                reset(&mut st);
-                run(win, &decode(u, seasonal), &mut st, None)
-            },
-            &x0[..dims],
-            1.0,
-            self.max_evals,
-        );
-        let params = decode(&u, seasonal);
-        reset(&mut st);
         let mut res = Vec::with_capacity(w);
         run(win, &params, &mut st, Some(&mut res));
         let seasonal_terms = if seasonal { st.seasonal } else { vec![0.0] };
