@@ -17,6 +17,12 @@ use std::hint::black_box;
 
 /// A synthetic per-minute function: daily cycle, Poisson-ish noise, seeded.
 fn synthetic(days: usize, seed: u64) -> Vec<f64> {
+    synthetic_with(days, seed, |lam, u| lam + (u - 0.5) * 2.0 * lam.sqrt())
+}
+
+/// A synthetic per-minute function with a daily cycle whose value is `noisy(rate, u)` with
+/// `u` uniform in [0, 1), rounded to a count; seeded.
+fn synthetic_with(days: usize, seed: u64, noisy: fn(f64, f64) -> f64) -> Vec<f64> {
     let mut s = seed | 1;
     let base = 1.0 + (seed % 20) as f64;
     (0..days * 1440)
@@ -26,7 +32,7 @@ fn synthetic(days: usize, seed: u64) -> Vec<f64> {
             s ^= s << 17;
             let u = (s >> 11) as f64 / (1u64 << 53) as f64;
             let lam = base * (1.0 + 0.6 * (2.0 * std::f64::consts::PI * t as f64 / 1440.0).sin());
-            (lam + (u - 0.5) * 2.0 * lam.sqrt()).max(0.0).round()
+            noisy(lam, u).max(0.0).round()
         })
         .collect()
 }
@@ -127,6 +133,12 @@ fn refit(c: &mut Criterion) {
     bench_refit(&mut g, "seasonal_median", SeasonalMedian::new(1440), &funcs);
     bench_refit(&mut g, "ets", Ets::new(1440), &funcs);
     bench_refit(&mut g, "holt_damped", Ets::new(1), &funcs);
+    // the non-seasonal model's worst case: positive counts whose noise is a share of the rate
+    // (±30 %), where the multiplicative-error models are searched too
+    let relative: Vec<Vec<f64>> = (0..20)
+        .map(|i| synthetic_with(14, 2001 + i, |lam, u| 1.0 + lam * (1.0 + 0.6 * (u - 0.5))))
+        .collect();
+    bench_refit(&mut g, "holt_damped_relative_noise", Ets::new(1), &relative);
     bench_refit(&mut g, "fourier", Fourier::new(1440), &funcs);
     g.finish();
 }

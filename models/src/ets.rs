@@ -52,6 +52,11 @@ pub struct EtsParams {
     pub gamma: f64,
     /// Trend damping.
     pub phi: f64,
+    /// The errors are relative to the forecast (ETS(M, ·, ·)): the likelihood that chose the
+    /// model weighed each error by the forecast's size. The state updates and point forecasts
+    /// are the additive ones.
+    #[serde(default)]
+    pub multiplicative_errors: bool,
 }
 
 /// Fitted ETS model: parameters and state (level, trend, last season of seasonal terms).
@@ -252,17 +257,106 @@ fn profiled_sse_level(y: &[f64], alpha: f64) -> (f64, f64, f64) {
 /// Akaike's information criterion, corrected for small samples, of a Gaussian model with `k`
 /// estimated parameters and residual sum of squares `sse` over `n` points.
 fn aicc(sse: f64, n: usize, k: usize) -> f64 {
-    let (n, k) = (n as f64, k as f64);
-    if n <= k + 1.0 || sse <= 0.0 {
+    if sse <= 0.0 {
         return f64::INFINITY;
     }
-    n * (sse / n).ln() + 2.0 * k + 2.0 * k * (k + 1.0) / (n - k - 1.0)
+    aicc_of_lik(n as f64 * (sse / n as f64).ln(), n, k)
+}
+
+/// AICc from −2 log-likelihood (up to a constant shared by the compared models) `lik` with
+/// `k` estimated parameters over `n` points.
+fn aicc_of_lik(lik: f64, n: usize, k: usize) -> f64 {
+    let (n, k) = (n as f64, k as f64);
+    if n <= k + 1.0 || !lik.is_finite() {
+        return f64::INFINITY;
+    }
+    lik + 2.0 * k + 2.0 * k * (k + 1.0) / (n - k - 1.0)
+}
+
+/// −2 log-likelihood, up to a constant shared with the additive models' `n·ln(SSE/n)`, of the
+/// multiplicative-error model ETS(M, Ad, N) (ETS(M, N, N) with `β = 0`) from the initial
+/// level and trend: `n·ln(Σε²/n) + 2·Σ ln ŷ` with relative errors `ε = (y − ŷ)/ŷ`. Its state
+/// updates are the additive ones (`ℓ' = ŷ + α·(y − ŷ)`, `b' = φb + β·(y − ŷ)`): only the
+/// likelihood differs, which weighs each error by the forecast's size. Infinite when a
+/// forecast is not positive (the model is defined for positive series only).
+fn mult_lik(y: &[f64], p: &EtsParams, level: f64, trend: f64) -> f64 {
+    let (alpha, beta, phi) = (p.alpha, p.beta, p.phi);
+    let (mut l, mut b) = (level, trend);
+    let (mut see, mut logs, mut prod) = (0.0, 0.0, 1.0);
+    for &v in y {
+        let f = l + phi * b;
+        if f.is_nan() || f <= 0.0 {
+            return f64::INFINITY;
+        }
+        let e = v - f;
+        let r = e / f;
+        see += r * r;
+        // one logarithm per run of products instead of one per point
+        prod *= f;
+        if !(1e-100..=1e100).contains(&prod) {
+            logs += prod.ln();
+            prod = 1.0;
+        }
+        l = f + alpha * e;
+        b = phi * b + beta * e;
+    }
+    let n = y.len() as f64;
+    if see <= 0.0 || n == 0.0 {
+        return f64::INFINITY;
+    }
+    n * (see / n).ln() + 2.0 * (logs + prod.ln())
+}
+
+/// Refines an additive fit `(params, level, trend)` for multiplicative errors: Nelder–Mead
+/// over the smoothing parameters (through `decode`) and the initial state, from the additive
+/// optimum `u0`. The initial state moves in steps of the series' noise scale `scale`.
+/// Returns (−2 log-likelihood as in [`mult_lik`], parameters, level, trend).
+fn fit_mult<D: Fn(&[f64]) -> EtsParams>(
+    win: &[f64],
+    decode: D,
+    u0: &[f64],
+    start: (f64, f64),
+    scale: f64,
+    max_evals: usize,
+) -> (f64, EtsParams, f64, f64) {
+    let d = u0.len();
+    let trend = d > 1;
+    let state = |u: &[f64]| {
+        let level = start.0 + scale * u[d];
+        let b = if trend {
+            start.1 + 0.05 * scale * u[d + 1]
+        } else {
+            0.0
+        };
+        (level, b)
+    };
+    let mut x0 = u0.to_vec();
+    x0.push(0.0);
+    if trend {
+        x0.push(0.0);
+    }
+    let (u, lik) = nelder_mead(
+        |u| {
+            let (l, b) = state(u);
+            mult_lik(win, &decode(u), l, b)
+        },
+        &x0,
+        1.0,
+        max_evals,
+    );
+    let (l, b) = state(&u);
+    let params = EtsParams {
+        multiplicative_errors: true,
+        ..decode(&u)
+    };
+    (lik, params, l, b)
 }
 
 /// Fits the non-seasonal model to `win`: simple exponential smoothing and the damped-trend
-/// model, each with its initial state by least squares, and keeps the one with the lower
-/// AICc (AutoETS's choice within its non-seasonal additive family). Returns the parameters and
-/// the initial state.
+/// model, each with its initial state by least squares, and on a positive series also both
+/// with multiplicative errors; keeps the one with the lowest AICc (AutoETS's choice within
+/// its non-seasonal family without a multiplicative trend). Returns the parameters and the
+/// initial state.
 fn fit_nonseasonal(win: &[f64], max_evals: usize) -> (EtsParams, f64, f64) {
     let alpha_of = |u0: f64| 1e-4 + (0.9999 - 1e-4) * sigmoid(u0);
     let ses = |u: &[f64]| EtsParams {
@@ -270,14 +364,16 @@ fn fit_nonseasonal(win: &[f64], max_evals: usize) -> (EtsParams, f64, f64) {
         beta: 0.0,
         gamma: 0.0,
         phi: 0.98,
+        multiplicative_errors: false,
     };
     let damped = |u: &[f64]| {
         let alpha = alpha_of(u[0]);
         EtsParams {
             alpha,
-            beta: alpha * 0.5 * sigmoid(u[1]),
+            beta: alpha_of(u[1]),
             gamma: 0.0,
             phi: 0.8 + 0.18 * sigmoid(u[2]),
+            multiplicative_errors: false,
         }
     };
     let (u1, sse1) = nelder_mead(
@@ -286,20 +382,49 @@ fn fit_nonseasonal(win: &[f64], max_evals: usize) -> (EtsParams, f64, f64) {
         1.0,
         (max_evals / 3).max(10),
     );
-    // the damped model starts from the level smoothing SES found
+    // the damped model starts from the level smoothing SES found, and a trend smoothing
+    // below it (AutoETS's start; the optimiser may take β above α, as AutoETS's does)
+    let beta0 = logit(((ses(&u1).alpha / 2.0).min(0.1) - 1e-4).max(1e-6) / (0.9999 - 1e-4));
     let (u2, sse2) = nelder_mead(
         |u| profiled_sse(win, &damped(u), true).0,
-        &[u1[0], logit(0.1), logit(0.5)],
+        &[u1[0], beta0, logit(0.5)],
         1.0,
         max_evals,
     );
-    let (params, trend) = if aicc(sse2, win.len(), 5) < aicc(sse1, win.len(), 2) {
-        (damped(&u2), true)
-    } else {
-        (ses(&u1), false)
-    };
-    let (_, l0, b0) = profiled_sse(win, &params, trend);
-    (params, l0, b0)
+    let n = win.len();
+    let (p1, p2) = (ses(&u1), damped(&u2));
+    let (_, l1, _) = profiled_sse(win, &p1, false);
+    let (_, l2, b2) = profiled_sse(win, &p2, true);
+    // (AICc, parameters, level, trend)
+    let mut fits = vec![
+        (aicc(sse1, n, 2), p1, l1, 0.0),
+        (aicc(sse2, n, 5), p2, l2, b2),
+    ];
+    let additive = fits[0].0.min(fits[1].0);
+    // multiplicative errors (positive series only) share the filter and differ in the
+    // likelihood; their search is paid for only where it already fits better at the additive
+    // optima (one filter pass each), which counts with noise growing slower than the level
+    // (synthetic Poisson-like series) do not
+    let promising = win.iter().all(|&v| v > 0.0)
+        && aicc_of_lik(mult_lik(win, &p1, l1, 0.0), n, 2).min(aicc_of_lik(
+            mult_lik(win, &p2, l2, b2),
+            n,
+            5,
+        )) < additive;
+    if promising {
+        let scale = win.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / n as f64;
+        let scale = scale.max(1e-9 * win.iter().sum::<f64>() / n as f64);
+        let (lik, p, l, b) = fit_mult(win, ses, &u1, (l1, 0.0), scale, max_evals / 2);
+        fits.push((aicc_of_lik(lik, n, 2), p, l, b));
+        let (lik, p, l, b) = fit_mult(win, damped, &u2, (l2, b2), scale, 2 * max_evals);
+        fits.push((aicc_of_lik(lik, n, 5), p, l, b));
+    }
+    // the first of equals: the simpler model
+    let best = fits
+        .into_iter()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap_or((0.0, p1, l1, 0.0));
+    (best.1, best.2, best.3)
 }
 
 /// The seasonal model's parameters from the optimiser's unbounded coordinates.
@@ -313,6 +438,7 @@ fn decode(u: &[f64]) -> EtsParams {
         beta,
         gamma,
         phi,
+        multiplicative_errors: false,
     }
 }
 
@@ -450,6 +576,7 @@ mod tests {
             beta: 0.0,
             gamma: 0.0,
             phi: 0.98,
+            multiplicative_errors: false,
         };
         let (sse, l0, _) = profiled_sse(&y, &p, false);
         assert!((l0 - 7.0).abs() < 1.0, "{l0}");
@@ -482,6 +609,7 @@ mod tests {
             beta: 0.05,
             gamma: 0.0,
             phi: 0.9,
+            multiplicative_errors: false,
         };
         let plain_sse = |mut l: f64, mut b: f64| {
             let mut sse = 0.0;
@@ -515,6 +643,56 @@ mod tests {
         assert!(p.beta > 0.0 || b0 > 0.1, "{p:?} {b0}");
         let fc = Ets::new(1).fit(&ramp).unwrap().forecast(1);
         assert!((fc[0] - (40.0 + 0.5 * 600.0)).abs() < 6.0, "{fc:?}");
+    }
+
+    #[test]
+    fn mult_lik_is_the_relative_error_likelihood_of_the_plain_filter() {
+        let y: Vec<f64> = (0..400)
+            .map(|t| 30.0 + 10.0 * (t as f64 / 40.0).sin() + (t * 7919 % 13) as f64)
+            .collect();
+        let p = EtsParams {
+            alpha: 0.2,
+            beta: 0.02,
+            gamma: 0.0,
+            phi: 0.95,
+            multiplicative_errors: true,
+        };
+        let (mut l, mut b, mut see, mut logs) = (25.0, 0.1, 0.0, 0.0);
+        for &v in &y {
+            let f = l + p.phi * b;
+            see += ((v - f) / f).powi(2);
+            logs += f.ln();
+            // ETS(M, Ad, N) as written: ℓ = ŷ(1 + αε), b = φb + βŷε
+            let eps = (v - f) / f;
+            l = f * (1.0 + p.alpha * eps);
+            b = p.phi * b + p.beta * f * eps;
+        }
+        let n = y.len() as f64;
+        let want = n * (see / n).ln() + 2.0 * logs;
+        let got = mult_lik(&y, &p, 25.0, 0.1);
+        assert!((got - want).abs() < 1e-9 * want.abs(), "{got} vs {want}");
+        // a forecast at or below zero has no multiplicative likelihood
+        assert_eq!(mult_lik(&y, &p, -40.0, 0.0), f64::INFINITY);
+    }
+
+    #[test]
+    fn aicc_picks_multiplicative_errors_where_noise_scales_with_the_level() {
+        // a level wandering between 10 and 190 with ±30 % noise: the relative errors are
+        // homoscedastic, the absolute ones are not
+        let u = |t: usize| ((t * 7919 % 101) as f64 - 50.0) / 50.0;
+        let level = |t: usize| 100.0 + 90.0 * (t as f64 / 150.0).sin();
+        let rel: Vec<f64> = (0..1500).map(|t| level(t) * (1.0 + 0.3 * u(t))).collect();
+        let fitted = Ets::new(1).fit(&rel).unwrap();
+        assert!(fitted.params.multiplicative_errors, "{:?}", fitted.params);
+        // the same level with noise of a constant size (±15) keeps additive errors
+        let abs: Vec<f64> = (0..1500).map(|t| level(t) + 15.0 * u(t)).collect();
+        let fitted = Ets::new(1).fit(&abs).unwrap();
+        assert!(!fitted.params.multiplicative_errors, "{:?}", fitted.params);
+        // and a series with a zero never gets them
+        let mut zero = rel.clone();
+        zero[700] = 0.0;
+        let fitted = Ets::new(1).fit(&zero).unwrap();
+        assert!(!fitted.params.multiplicative_errors, "{:?}", fitted.params);
     }
 
     #[test]
