@@ -280,31 +280,44 @@ fn aicc_of_lik(lik: f64, n: usize, k: usize) -> f64 {
 /// likelihood differs, which weighs each error by the forecast's size. Infinite when a
 /// forecast is not positive (the model is defined for positive series only).
 fn mult_lik(y: &[f64], p: &EtsParams, level: f64, trend: f64) -> f64 {
-    let (alpha, beta, phi) = (p.alpha, p.beta, p.phi);
-    let (mut l, mut b) = (level, trend);
-    let (mut see, mut logs, mut prod) = (0.0, 0.0, 1.0);
-    for &v in y {
-        let f = l + phi * b;
-        if f.is_nan() || f <= 0.0 {
+    // the forecast follows [`run`]'s second-order recursion (one multiply–add on the
+    // loop-carried chain); the sums split in two so that their own chains stay shorter
+    let (phi, beta) = (p.phi, p.beta);
+    let k = p.alpha + phi * beta;
+    let q = 1.0 - k;
+    let s2 = phi * phi * beta;
+    let (ca, cb, cc0, cc1) = (q + phi, -(phi * q + s2), k, s2 - phi * k);
+    let mut a = level + phi * trend;
+    let (mut a_prev, mut c_prev) = (a, 0.0);
+    let (mut see, mut logs) = ([0.0; 2], 0.0);
+    let mut prod = [1.0; 2];
+    for (t, &v) in y.iter().enumerate() {
+        if a.is_nan() || a <= 0.0 {
             return f64::INFINITY;
         }
-        let e = v - f;
-        let r = e / f;
-        see += r * r;
+        let e = v - a;
+        let r = e / a;
+        see[t & 1] += r * r;
         // one logarithm per run of products instead of one per point
-        prod *= f;
-        if !(1e-100..=1e100).contains(&prod) {
-            logs += prod.ln();
-            prod = 1.0;
+        prod[t & 1] *= a;
+        if !(1e-100..=1e100).contains(&prod[t & 1]) {
+            logs += prod[t & 1].ln();
+            prod[t & 1] = 1.0;
         }
-        l = f + alpha * e;
-        b = phi * b + beta * e;
+        let next = if t == 0 {
+            q * a + (k * v + phi * phi * trend)
+        } else {
+            ca * a + (cb * a_prev + cc0 * v + cc1 * c_prev)
+        };
+        a_prev = a;
+        c_prev = v;
+        a = next;
     }
-    let n = y.len() as f64;
+    let (n, see) = (y.len() as f64, see[0] + see[1]);
     if see <= 0.0 || n == 0.0 {
         return f64::INFINITY;
     }
-    n * (see / n).ln() + 2.0 * (logs + prod.ln())
+    n * (see / n).ln() + 2.0 * (logs + prod[0].ln() + prod[1].ln())
 }
 
 /// Refines an additive fit `(params, level, trend)` for multiplicative errors: Nelder–Mead
@@ -414,9 +427,9 @@ fn fit_nonseasonal(win: &[f64], max_evals: usize) -> (EtsParams, f64, f64) {
     if promising {
         let scale = win.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / n as f64;
         let scale = scale.max(1e-9 * win.iter().sum::<f64>() / n as f64);
-        let (lik, p, l, b) = fit_mult(win, ses, &u1, (l1, 0.0), scale, max_evals / 2);
+        let (lik, p, l, b) = fit_mult(win, ses, &u1, (l1, 0.0), scale, max_evals / 3);
         fits.push((aicc_of_lik(lik, n, 2), p, l, b));
-        let (lik, p, l, b) = fit_mult(win, damped, &u2, (l2, b2), scale, 2 * max_evals);
+        let (lik, p, l, b) = fit_mult(win, damped, &u2, (l2, b2), scale, 3 * max_evals / 2);
         fits.push((aicc_of_lik(lik, n, 5), p, l, b));
     }
     // the first of equals: the simpler model
