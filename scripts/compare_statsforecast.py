@@ -15,7 +15,9 @@ model (parameters fixed, state recomputed) to the trailing W points before the o
 the statsforecast analogue of prewarm's fit-then-update; refitting AutoETS at every origin on
 the whole history is not affordable (one AutoETS fit with a 288-point season takes ~15 s here).
 Numba compilation is excluded: every model class is fitted once on a small series before any
-timing. Times are wall time per origin (fit amortised over the origins + one forecast).
+timing. Times are wall time per origin (fit amortised over the origins + one point forecast),
+the fastest of up to 20 repeats while the repeats take under 20 ms, as timeit reports; prewarm's
+`fit_us_per_origin` is timed the same way (fit, point forecasts, updates; no intervals).
 
 Usage: python3 scripts/compare_statsforecast.py --prewarm PATH/TO/prewarm [--busiest 3]
 Writes markdown tables to stdout (pasted into models/README.md); statsforecast results are
@@ -35,7 +37,7 @@ import numpy as np
 from statsforecast.models import AutoETS, MSTL, SeasonalNaive
 
 DATA = os.environ.get("PREWARM_DATA", "/work/shared/data")
-PROTOCOL = "v2"  # part of the cache key: bump when the statsforecast protocol changes
+PROTOCOL = "v3"  # part of the cache key: bump when the statsforecast protocol changes
 
 
 def nasa(step):
@@ -87,19 +89,29 @@ def backtest_sf(y, make, m, h):
     train_end = n - n // 5
     scale = np.mean(np.abs(np.diff(y[:train_end])))
     w = min(train_end, max(4 * m, 2000))
-    t0 = time.perf_counter()
-    model = make().fit(y[train_end - w:train_end])
-    abs_err = []
-    origins = 0
-    o = train_end
-    while o < n:
-        steps = min(h, n - o)
-        fc = model.forward(y=y[o - w:o], h=steps)["mean"]
-        abs_err.extend(np.abs(y[o:o + steps] - fc[:steps]))
-        origins += 1
-        o += steps
-    dt = time.perf_counter() - t0
-    return float(np.mean(abs_err) / scale), dt * 1e6 / origins, w
+
+    def replay():
+        model = make().fit(y[train_end - w:train_end])
+        abs_err = []
+        origins = 0
+        o = train_end
+        while o < n:
+            steps = min(h, n - o)
+            fc = model.forward(y=y[o - w:o], h=steps)["mean"]
+            abs_err.extend(np.abs(y[o:o + steps] - fc[:steps]))
+            origins += 1
+            o += steps
+        return abs_err, origins
+
+    started = time.perf_counter()
+    best = float("inf")
+    for _ in range(20):
+        t0 = time.perf_counter()
+        abs_err, origins = replay()
+        best = min(best, time.perf_counter() - t0)
+        if time.perf_counter() - started > 0.02:
+            break
+    return float(np.mean(abs_err) / scale), best * 1e6 / origins, w
 
 
 def backtest_prewarm(exe, y, m, h):
@@ -116,11 +128,18 @@ def backtest_prewarm(exe, y, m, h):
             return json.load(f)
 
 
+def us_text(us):
+    """µs with one decimal below 10, whole above."""
+    return f"{us:.1f}" if us < 10 else f"{us:.0f}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prewarm", default="target/release/prewarm")
     ap.add_argument("--busiest", type=int, default=3)
-    ap.add_argument("--cache", default="/tmp/prewarm_statsforecast_cache_v2.json",
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only the series whose name contains this (repeatable)")
+    ap.add_argument("--cache", default="/tmp/prewarm_statsforecast_cache_v3.json",
                     help="statsforecast results are cached here (they take minutes per series)")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -134,6 +153,8 @@ def main():
     for i, fn in enumerate(busiest(a.busiest)):
         series.append((f"azure busiest #{i + 1} ({fn[:8]})", azure(fn), 60, 10))
     series += [("nasa 5-min", nasa(5), 288, 12), ("nasa 1-min", nasa(1), 1440, 60)]
+    if a.only:
+        series = [s for s in series if any(o in s[0] for o in a.only)]
     warmed = False
     detail = ["| series | points | H | season | model | MASE | cov80 | cov95 | µs per origin |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -147,7 +168,7 @@ def main():
             tag = " **(selected)**" if r["model"] == rep["selected"] else ""
             detail.append(f"| {name} | {len(y)} | {h} | {m} | prewarm {r['model']}{tag} | "
                           f"{r['mase']:.4f} | {r['coverage80']:.3f} | {r['coverage95']:.3f} | "
-                          f"{r['fit_us_per_origin']:.0f} |")
+                          f"{us_text(r['fit_us_per_origin'])} |")
         sf = []
         for label, make in [("SeasonalNaive", lambda: SeasonalNaive(season_length=m)),
                             ("AutoETS", lambda: AutoETS(season_length=m)),
@@ -165,7 +186,7 @@ def main():
                 mase, us, w = cache[key]
                 sf.append((label, mase, us))
                 detail.append(f"| {name} | {len(y)} | {h} | {m} | statsforecast {label} "
-                              f"(W = {w}) | {mase:.4f} | – | – | {us:.0f} |")
+                              f"(W = {w}) | {mase:.4f} | – | – | {us_text(us)} |")
             except Exception as e:  # report, do not hide
                 detail.append(f"| {name} | {len(y)} | {h} | {m} | statsforecast {label} "
                               f"(failed: {type(e).__name__}: {e}) | – | – | – | – |")
@@ -173,7 +194,7 @@ def main():
             label, mase, us = min(sf, key=lambda r: r[1])
             ok = "yes" if sel["mase"] <= mase else "**no**"
             summary.append(f"| {name} | {sel['model']} | {sel['mase']:.4f} | "
-                           f"{sel['fit_us_per_origin']:.0f} | {label} | {mase:.4f} | {us:.0f} | "
+                           f"{us_text(sel['fit_us_per_origin'])} | {label} | {mase:.4f} | {us_text(us)} | "
                            f"{ok} | {us / max(sel['fit_us_per_origin'], 1e-9):.0f}× |")
         print(f"done: {name}", file=sys.stderr, flush=True)
     print("\n".join(summary))
