@@ -281,7 +281,7 @@ fn aicc_of_lik(lik: f64, n: usize, k: usize) -> f64 {
 /// forecast is not positive (the model is defined for positive series only).
 fn mult_lik(y: &[f64], p: &EtsParams, level: f64, trend: f64) -> f64 {
     // the forecast follows [`run`]'s second-order recursion (one multiply–add on the
-    // loop-carried chain); the sums split in two so that their own chains stay shorter
+    // loop-carried chain)
     let (phi, beta) = (p.phi, p.beta);
     let k = p.alpha + phi * beta;
     let q = 1.0 - k;
@@ -289,20 +289,19 @@ fn mult_lik(y: &[f64], p: &EtsParams, level: f64, trend: f64) -> f64 {
     let (ca, cb, cc0, cc1) = (q + phi, -(phi * q + s2), k, s2 - phi * k);
     let mut a = level + phi * trend;
     let (mut a_prev, mut c_prev) = (a, 0.0);
-    let (mut see, mut logs) = ([0.0; 2], 0.0);
-    let mut prod = [1.0; 2];
+    let (mut see, mut logs, mut prod) = (0.0, 0.0, 1.0);
     for (t, &v) in y.iter().enumerate() {
         if a.is_nan() || a <= 0.0 {
             return f64::INFINITY;
         }
         let e = v - a;
         let r = e / a;
-        see[t & 1] += r * r;
+        see += r * r;
         // one logarithm per run of products instead of one per point
-        prod[t & 1] *= a;
-        if !(1e-100..=1e100).contains(&prod[t & 1]) {
-            logs += prod[t & 1].ln();
-            prod[t & 1] = 1.0;
+        prod *= a;
+        if !(1e-100..=1e100).contains(&prod) {
+            logs += prod.ln();
+            prod = 1.0;
         }
         let next = if t == 0 {
             q * a + (k * v + phi * phi * trend)
@@ -313,16 +312,18 @@ fn mult_lik(y: &[f64], p: &EtsParams, level: f64, trend: f64) -> f64 {
         c_prev = v;
         a = next;
     }
-    let (n, see) = (y.len() as f64, see[0] + see[1]);
+    let n = y.len() as f64;
     if see <= 0.0 || n == 0.0 {
         return f64::INFINITY;
     }
-    n * (see / n).ln() + 2.0 * (logs + prod[0].ln() + prod[1].ln())
+    n * (see / n).ln() + 2.0 * (logs + prod.ln())
 }
 
 /// Refines an additive fit `(params, level, trend)` for multiplicative errors: Nelder–Mead
 /// over the smoothing parameters (through `decode`) and the initial state, from the additive
-/// optimum `u0`. The initial state moves in steps of the series' noise scale `scale`.
+/// optimum `u0` (one coordinate for simple smoothing, three for the damped trend, whose
+/// initial trend is then searched too). The initial state moves in steps of the series' noise
+/// scale `scale`.
 /// Returns (−2 log-likelihood as in [`mult_lik`], parameters, level, trend).
 fn fit_mult<D: Fn(&[f64]) -> EtsParams>(
     win: &[f64],
@@ -418,12 +419,11 @@ fn fit_nonseasonal(win: &[f64], max_evals: usize) -> (EtsParams, f64, f64) {
     // likelihood; their search is paid for only where it already fits better at the additive
     // optima (one filter pass each), which counts with noise growing slower than the level
     // (synthetic Poisson-like series) do not
-    let promising = win.iter().all(|&v| v > 0.0)
-        && aicc_of_lik(mult_lik(win, &p1, l1, 0.0), n, 2).min(aicc_of_lik(
-            mult_lik(win, &p2, l2, b2),
-            n,
-            5,
-        )) < additive;
+    let promising = win.iter().all(|&v| v > 0.0) && {
+        let ses_at = aicc_of_lik(mult_lik(win, &p1, l1, 0.0), n, 2);
+        let damped_at = aicc_of_lik(mult_lik(win, &p2, l2, b2), n, 5);
+        ses_at.min(damped_at) < additive
+    };
     if promising {
         let scale = win.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f64>() / n as f64;
         let scale = scale.max(1e-9 * win.iter().sum::<f64>() / n as f64);
