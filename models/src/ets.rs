@@ -106,6 +106,17 @@ fn init_state(y: &[f64], m: usize) -> State {
     }
 }
 
+/// Coefficients of the forecast's second-order recursion (see [`run`]):
+/// `(k, q, ca, cb, cc0, cc1)` with `k = α + φβ`, `q = 1 − k` and
+/// `a[t+1] = ca·a[t] + cb·a[t−1] + cc0·c[t] + cc1·c[t−1]`.
+fn recursion(p: &EtsParams) -> (f64, f64, f64, f64, f64, f64) {
+    let (phi, beta) = (p.phi, p.beta);
+    let k = p.alpha + phi * beta;
+    let q = 1.0 - k;
+    let s2 = phi * phi * beta;
+    (k, q, q + phi, -(phi * q + s2), k, s2 - phi * k)
+}
+
 /// Runs the filter over `y` from `st` (left at the end state, its seasonal terms rotated so
 /// that the next phase is first); returns the SSE after a one-season burn-in and pushes the
 /// residuals after it to `res`.
@@ -121,10 +132,7 @@ fn run(y: &[f64], p: &EtsParams, st: &mut State, mut res: Option<&mut Vec<f64>>)
     let m = st.seasonal.len();
     let burn = m.max(1);
     let (phi, beta, gamma) = (p.phi, p.beta, p.gamma);
-    let k = p.alpha + phi * beta;
-    let q = 1.0 - k;
-    let s2 = phi * phi * beta;
-    let (ca, cb, cc0, cc1) = (q + phi, -(phi * q + s2), k, s2 - phi * k);
+    let (k, q, ca, cb, cc0, cc1) = recursion(p);
     let mut a = st.level + phi * st.trend;
     let (mut a_prev, mut c_prev) = (a, 0.0);
     let mut sse = 0.0;
@@ -177,11 +185,8 @@ fn profiled_sse(y: &[f64], p: &EtsParams, trend: bool) -> (f64, f64, f64) {
     // [`run`]; so do the responses `g` (unit initial level) and `h` (unit initial trend) of
     // the forecast, with no data term. Errors: e = y − a, and a shifted start moves them by
     // −(δl·g + δb·h).
-    let (phi, beta) = (p.phi, p.beta);
-    let k = p.alpha + phi * beta;
-    let q = 1.0 - k;
-    let s2 = phi * phi * beta;
-    let (ca, cb, cc0, cc1) = (q + phi, -(phi * q + s2), k, s2 - phi * k);
+    let phi = p.phi;
+    let (k, q, ca, cb, cc0, cc1) = recursion(p);
     let (mut a, mut a_prev, mut c_prev) = (0.0, 0.0, 0.0);
     let (mut g, mut g_prev) = (1.0, 0.0);
     let (mut h, mut h_prev) = (phi, 0.0);
@@ -282,11 +287,8 @@ fn aicc_of_lik(lik: f64, n: usize, k: usize) -> f64 {
 fn mult_lik(y: &[f64], p: &EtsParams, level: f64, trend: f64) -> f64 {
     // the forecast follows [`run`]'s second-order recursion (one multiply–add on the
     // loop-carried chain)
-    let (phi, beta) = (p.phi, p.beta);
-    let k = p.alpha + phi * beta;
-    let q = 1.0 - k;
-    let s2 = phi * phi * beta;
-    let (ca, cb, cc0, cc1) = (q + phi, -(phi * q + s2), k, s2 - phi * k);
+    let phi = p.phi;
+    let (k, q, ca, cb, cc0, cc1) = recursion(p);
     let mut a = level + phi * trend;
     let (mut a_prev, mut c_prev) = (a, 0.0);
     let (mut see, mut logs, mut prod) = (0.0, 0.0, 1.0);

@@ -174,26 +174,50 @@ pub fn rolling_origin(
     rolling_origin_by_origin(y, spec, train_end, h, scale).map(|(s, _)| s)
 }
 
-/// The work of a [`rolling_origin`] backtest without the scoring and the intervals: fit on
-/// `y[..train_end]`, then at every origin the `h`-step point forecast and the `h` updates.
-/// This is what a point-forecast tool's backtest does, so its time compares with theirs (the
-/// intervals cost more than the point forecasts for the cheapest models). Returns the sum of
-/// all forecasts, which keeps the work observable.
+/// The rolling-origin replay shared by the backtests: fit `spec` on `y[..train_end]`, then at
+/// origins `train_end`, `train_end + h`, … call `at_origin(model, actuals)` with the next `h`
+/// actuals (fewer at the end) and feed them to the model with `update`. Returns the number of
+/// origins.
+fn replay(
+    y: &[f64],
+    spec: &ModelSpec,
+    train_end: usize,
+    h: usize,
+    mut at_origin: impl FnMut(&AnyFitted, &[f64]),
+) -> Result<usize, ModelError> {
+    if train_end >= y.len() {
+        return Err(ModelError::TooShort {
+            got: y.len(),
+            need: train_end + 1,
+        });
+    }
+    let mut model = spec.fit(&y[..train_end])?;
+    let mut origins = 0;
+    for actual in y[train_end..].chunks(h.max(1)) {
+        at_origin(&model, actual);
+        for &v in actual {
+            model.update(v);
+        }
+        origins += 1;
+    }
+    Ok(origins)
+}
+
+/// The work of a [`rolling_origin`] backtest without the scoring and the intervals: the fit,
+/// and at every origin the point forecast and the updates. This is what a point-forecast
+/// tool's backtest does, so its time compares with theirs (the intervals cost more than the
+/// point forecasts for the cheapest models). Returns the sum of all forecasts, which keeps the
+/// work observable.
 pub fn replay_point_forecasts(
     y: &[f64],
     spec: &ModelSpec,
     train_end: usize,
     h: usize,
 ) -> Result<f64, ModelError> {
-    let h = h.max(1);
-    let mut model = spec.fit(&y[..train_end.min(y.len())])?;
     let mut sum = 0.0;
-    for chunk in y[train_end.min(y.len())..].chunks(h) {
-        sum += model.forecast(chunk.len()).iter().sum::<f64>();
-        for &v in chunk {
-            model.update(v);
-        }
-    }
+    replay(y, spec, train_end, h, |model, actual| {
+        sum += model.forecast(actual.len()).iter().sum::<f64>();
+    })?;
     Ok(sum)
 }
 
@@ -205,27 +229,17 @@ fn rolling_origin_by_origin(
     h: usize,
     scale: f64,
 ) -> Result<(BacktestScore, Vec<f64>), ModelError> {
-    let h = h.max(1);
-    if train_end >= y.len() {
-        return Err(ModelError::TooShort {
-            got: y.len(),
-            need: train_end + 1,
-        });
-    }
-    let mut model = spec.fit(&y[..train_end])?;
-    let (mut abs, mut sq, mut c80, mut c95, mut n, mut origins) = (0.0, 0.0, 0, 0, 0usize, 0);
-    let mut per_origin = Vec::with_capacity((y.len() - train_end).div_ceil(h));
-    let mut o = train_end;
-    while o < y.len() {
-        let steps = h.min(y.len() - o);
+    let (mut abs, mut sq, mut c80, mut c95, mut n) = (0.0, 0.0, 0, 0, 0usize);
+    let mut per_origin = Vec::new();
+    let origins = replay(y, spec, train_end, h, |model, actual| {
+        let steps = actual.len();
         let abs_before = abs;
         let f = model.forecast(steps);
         let lo80 = model.quantile(steps, 0.1);
         let hi80 = model.quantile(steps, 0.9);
         let lo95 = model.quantile(steps, 0.025);
         let hi95 = model.quantile(steps, 0.975);
-        for i in 0..steps {
-            let a = y[o + i];
+        for (i, &a) in actual.iter().enumerate() {
             let e = a - f[i];
             abs += e.abs();
             sq += e * e;
@@ -234,12 +248,7 @@ fn rolling_origin_by_origin(
             n += 1;
         }
         per_origin.push((abs - abs_before) / steps as f64);
-        for i in 0..steps {
-            model.update(y[o + i]);
-        }
-        origins += 1;
-        o += steps;
-    }
+    })?;
     let nf = n.max(1) as f64;
     let score = BacktestScore {
         model: spec.name().to_string(),
