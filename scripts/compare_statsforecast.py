@@ -17,9 +17,13 @@ the whole history is not affordable (one AutoETS fit with a 288-point season tak
 Numba compilation is excluded: every model class is fitted once on a small series before any
 timing. Times are wall time per origin (fit amortised over the origins + one point forecast),
 the fastest of up to 20 repeats while the repeats take under 20 ms, as timeit reports; prewarm's
-`fit_us_per_origin` is timed the same way (fit, point forecasts, updates; no intervals).
+`fit_us_per_origin` is timed the same way (point-only fit, point forecasts, updates; no interval
+calibration, no intervals). With --intervals, statsforecast is also timed asking `forward` for
+the 80 % / 95 % intervals (and their coverage is scored), against prewarm's
+`interval_us_per_origin` (full fit with calibration, point forecasts, both intervals, updates).
 
 Usage: python3 scripts/compare_statsforecast.py --prewarm PATH/TO/prewarm [--busiest 3]
+       [--only NAME] [--intervals]
 Writes markdown tables to stdout (pasted into models/README.md); statsforecast results are
 cached in --cache so that re-running after a prewarm change only re-runs prewarm.
 """
@@ -38,6 +42,7 @@ from statsforecast.models import AutoETS, MSTL, SeasonalNaive
 
 DATA = os.environ.get("PREWARM_DATA", "/work/shared/data")
 PROTOCOL = "v3"  # part of the cache key: bump when the statsforecast protocol changes
+INTERVALS_PROTOCOL = "v4i"  # the same, for the replays with intervals
 
 
 def nasa(step):
@@ -84,34 +89,45 @@ def warm_up(m):
         make().fit(y).forward(y=y, h=3)
 
 
-def backtest_sf(y, make, m, h):
+def backtest_sf(y, make, m, h, intervals=False):
+    """(MASE, µs per origin, W) of the point-forecast replay; with `intervals`, the replay also
+    asks for the 80 % / 95 % intervals and (MASE, µs, W, cov80, cov95) is returned."""
     n = len(y)
     train_end = n - n // 5
     scale = np.mean(np.abs(np.diff(y[:train_end])))
     w = min(train_end, max(4 * m, 2000))
+    extra = {"level": [80, 95]} if intervals else {}
 
     def replay():
         model = make().fit(y[train_end - w:train_end])
         abs_err = []
+        inside = {80: 0, 95: 0}
         origins = 0
         o = train_end
         while o < n:
             steps = min(h, n - o)
-            fc = model.forward(y=y[o - w:o], h=steps)["mean"]
-            abs_err.extend(np.abs(y[o:o + steps] - fc[:steps]))
+            r = model.forward(y=y[o - w:o], h=steps, **extra)
+            actual = y[o:o + steps]
+            abs_err.extend(np.abs(actual - r["mean"][:steps]))
+            for lv in extra.get("level", []):
+                inside[lv] += int(np.sum((actual >= r[f"lo-{lv}"][:steps])
+                                         & (actual <= r[f"hi-{lv}"][:steps])))
             origins += 1
             o += steps
-        return abs_err, origins
+        return abs_err, origins, inside
 
     started = time.perf_counter()
     best = float("inf")
     for _ in range(20):
         t0 = time.perf_counter()
-        abs_err, origins = replay()
+        abs_err, origins, inside = replay()
         best = min(best, time.perf_counter() - t0)
         if time.perf_counter() - started > 0.02:
             break
-    return float(np.mean(abs_err) / scale), best * 1e6 / origins, w
+    mase, us = float(np.mean(abs_err) / scale), best * 1e6 / origins
+    if intervals:
+        return mase, us, w, inside[80] / len(abs_err), inside[95] / len(abs_err)
+    return mase, us, w
 
 
 def backtest_prewarm(exe, y, m, h):
@@ -139,6 +155,9 @@ def main():
     ap.add_argument("--busiest", type=int, default=3)
     ap.add_argument("--only", action="append", default=[],
                     help="run only the series whose name contains this (repeatable)")
+    ap.add_argument("--intervals", action="store_true",
+                    help="also time statsforecast with 80 %% / 95 %% intervals (and score their "
+                         "coverage); slow for AutoETS / MSTL on the long NASA series")
     ap.add_argument("--cache", default="/tmp/prewarm_statsforecast_cache_v3.json",
                     help="statsforecast results are cached here (they take minutes per series)")
     a = ap.parse_args()
@@ -156,10 +175,12 @@ def main():
     if a.only:
         series = [s for s in series if any(o in s[0] for o in a.only)]
     warmed = False
-    detail = ["| series | points | H | season | model | MASE | cov80 | cov95 | µs per origin |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    summary = ["| series | selected (prewarm) | MASE | µs/origin | best statsforecast | MASE | "
-               "µs/origin | MASE ≤ best? | speed-up |",
+    detail = ["| series | points | H | season | model | MASE | cov80 | cov95 | µs per origin, "
+              "point | µs per origin, with intervals |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    summary = ["| series | selected (prewarm) | MASE | µs/origin point / intervals | "
+               "best statsforecast | MASE | µs/origin point / intervals | MASE ≤ best? | "
+               "speed-up point / intervals |",
                "|---|---|---|---|---|---|---|---|---|"]
     for name, y, m, h in series:
         rep = backtest_prewarm(a.prewarm, y, m, h)
@@ -168,7 +189,8 @@ def main():
             tag = " **(selected)**" if r["model"] == rep["selected"] else ""
             detail.append(f"| {name} | {len(y)} | {h} | {m} | prewarm {r['model']}{tag} | "
                           f"{r['mase']:.4f} | {r['coverage80']:.3f} | {r['coverage95']:.3f} | "
-                          f"{us_text(r['fit_us_per_origin'])} |")
+                          f"{us_text(r['fit_us_per_origin'])} | "
+                          f"{us_text(r['interval_us_per_origin'])} |")
         sf = []
         for label, make in [("SeasonalNaive", lambda: SeasonalNaive(season_length=m)),
                             ("AutoETS", lambda: AutoETS(season_length=m)),
@@ -184,18 +206,33 @@ def main():
                     with open(a.cache, "w") as f:
                         json.dump(cache, f)
                 mase, us, w = cache[key]
-                sf.append((label, mase, us))
+                ikey = f"{INTERVALS_PROTOCOL}|{name}|{len(y)}|{m}|{h}|{label}"
+                if a.intervals and ikey not in cache:
+                    print(f"{name}: {label} with intervals", file=sys.stderr, flush=True)
+                    cache[ikey] = backtest_sf(y, make, m, h, intervals=True)
+                    with open(a.cache, "w") as f:
+                        json.dump(cache, f)
+                if ikey in cache:
+                    _, ius, _, c80, c95 = cache[ikey]
+                    cov = f"{c80:.3f} | {c95:.3f} | {us_text(us)} | {us_text(ius)}"
+                else:
+                    ius, cov = None, f"– | – | {us_text(us)} | not run"
+                sf.append((label, mase, us, ius))
                 detail.append(f"| {name} | {len(y)} | {h} | {m} | statsforecast {label} "
-                              f"(W = {w}) | {mase:.4f} | – | – | {us_text(us)} |")
+                              f"(W = {w}) | {mase:.4f} | {cov} |")
             except Exception as e:  # report, do not hide
                 detail.append(f"| {name} | {len(y)} | {h} | {m} | statsforecast {label} "
-                              f"(failed: {type(e).__name__}: {e}) | – | – | – | – |")
+                              f"(failed: {type(e).__name__}: {e}) | – | – | – | – | – |")
         if sf:
-            label, mase, us = min(sf, key=lambda r: r[1])
+            label, mase, us, ius = min(sf, key=lambda r: r[1])
             ok = "yes" if sel["mase"] <= mase else "**no**"
+            pus, pius = sel["fit_us_per_origin"], sel["interval_us_per_origin"]
+            ius_text = us_text(ius) if ius is not None else "–"
+            iratio = f"{ius / max(pius, 1e-9):.0f}×" if ius is not None else "–"
             summary.append(f"| {name} | {sel['model']} | {sel['mase']:.4f} | "
-                           f"{us_text(sel['fit_us_per_origin'])} | {label} | {mase:.4f} | {us_text(us)} | "
-                           f"{ok} | {us / max(sel['fit_us_per_origin'], 1e-9):.0f}× |")
+                           f"{us_text(pus)} / {us_text(pius)} | {label} | {mase:.4f} | "
+                           f"{us_text(us)} / {ius_text} | {ok} | "
+                           f"{us / max(pus, 1e-9):.0f}× / {iratio} |")
         print(f"done: {name}", file=sys.stderr, flush=True)
     print("\n".join(summary))
     print()

@@ -72,6 +72,7 @@ fn backtest_writes_the_json_contract_on_nab_taxi() {
             "coverage80",
             "coverage95",
             "fit_us_per_origin",
+            "interval_us_per_origin",
         ] {
             assert!(m[k].as_f64().unwrap().is_finite(), "{k} in {m}");
         }

@@ -2,7 +2,7 @@
 //! (conformal residual quantiles or a Poisson / negative-binomial count distribution), and a
 //! small ring buffer for seasonal state.
 
-use crate::stats::{count_quantile, norm_inv, quantile_sorted};
+use crate::stats::{count_quantile, norm_inv, quantiles_unsorted};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,16 @@ pub trait Forecaster {
     type Fitted: FittedForecaster + 'static;
     /// Fits the model to `y` (one value per bin, oldest first).
     fn fit(&self, y: &[f64]) -> Result<Self::Fitted, ModelError>;
+    /// Fits for point forecasts only: the same point forecasts and updates as [`fit`]'s, but a
+    /// model whose interval calibration costs more than its point model (a pass over the
+    /// training residuals) may skip it and keep uncalibrated normal intervals. This is the
+    /// work a point-forecast tool does, so backtests time it against theirs; the default fits
+    /// fully.
+    ///
+    /// [`fit`]: Forecaster::fit
+    fn fit_point(&self, y: &[f64]) -> Result<Self::Fitted, ModelError> {
+        self.fit(y)
+    }
     /// Fits and boxes the result, for callers that hold heterogeneous models.
     fn fit_boxed(&self, y: &[f64]) -> Result<Box<dyn FittedForecaster>, ModelError> {
         Ok(Box::new(self.fit(y)?))
@@ -98,13 +108,25 @@ pub struct Uncertainty {
 impl Uncertainty {
     /// Calibrates from the training series `y` and aligned one-step in-sample residuals.
     pub fn calibrate(y: &[f64], residuals: &[f64]) -> Self {
-        let count = !y.is_empty() && y.iter().all(|v| *v >= 0.0 && v.fract() == 0.0);
-        let nonneg = y.iter().all(|v| *v >= 0.0);
-        let res: Vec<f64> = residuals
-            .iter()
-            .copied()
-            .filter(|e| e.is_finite())
-            .collect();
+        // one branch-free pass; `v as i64` truncates without a libm call, and every f64 at or
+        // above 2^53 is an integer
+        let (mut nonneg, mut integral) = (true, true);
+        for &v in y {
+            nonneg &= v >= 0.0;
+            integral &= v >= 9.007_199_254_740_992e15 || (v as i64) as f64 == v;
+        }
+        let count = !y.is_empty() && nonneg && integral;
+        let finite: Vec<f64>;
+        let res = if residuals.iter().all(|e| e.is_finite()) {
+            residuals
+        } else {
+            finite = residuals
+                .iter()
+                .copied()
+                .filter(|e| e.is_finite())
+                .collect();
+            &finite
+        };
         let warm = res.len().min(50);
         let mut var = if warm > 0 {
             res[..warm].iter().map(|e| e * e).sum::<f64>() / warm as f64
@@ -112,19 +134,18 @@ impl Uncertainty {
             0.0
         };
         let mut z = Vec::with_capacity(res.len());
-        for &e in &res {
+        for &e in res {
             if var > 1e-12 {
                 z.push(e / var.sqrt());
             }
             var = (1.0 - VAR_DECAY) * var + VAR_DECAY * e * e;
         }
-        z.sort_by(f64::total_cmp);
         let table = if z.len() >= 30 {
-            LEVELS.iter().map(|&p| quantile_sorted(&z, p)).collect()
+            quantiles_unsorted(&mut z, &LEVELS)
         } else {
             LEVELS.iter().map(|&p| norm_inv(p)).collect()
         };
-        let rho = lag1(&res).clamp(0.0, 0.9);
+        let rho = lag1(res).clamp(0.0, 0.9);
         let var = if var.is_finite() { var } else { 0.0 };
         Self {
             count,
@@ -132,6 +153,18 @@ impl Uncertainty {
             var,
             rho,
             table,
+        }
+    }
+
+    /// No calibration: zero variance until residuals are observed, normal quantiles, no count
+    /// distribution and no clamping (for point-forecast-only fits).
+    pub fn uncalibrated() -> Self {
+        Self {
+            count: false,
+            nonneg: false,
+            var: 0.0,
+            rho: 0.0,
+            table: LEVELS.iter().map(|&p| norm_inv(p)).collect(),
         }
     }
 
@@ -244,11 +277,18 @@ pub fn lag1(x: &[f64]) -> f64 {
         return 0.0;
     }
     let m = x.iter().sum::<f64>() / x.len() as f64;
-    let den: f64 = x.iter().map(|v| (v - m) * (v - m)).sum();
+    // one pass for both sums around the mean
+    let mut prev = x[0] - m;
+    let (mut den, mut num) = (prev * prev, 0.0);
+    for &v in &x[1..] {
+        let d = v - m;
+        den += d * d;
+        num += prev * d;
+        prev = d;
+    }
     if den < 1e-12 {
         return 0.0;
     }
-    let num: f64 = x.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum();
     num / den
 }
 
@@ -341,5 +381,20 @@ mod tests {
         assert!(!u.count);
         assert!((u.z(0.9) - 1.2816).abs() < 0.15, "{}", u.z(0.9));
         assert!((u.var - 1.0).abs() < 0.4, "{}", u.var);
+    }
+
+    #[test]
+    fn count_series_are_non_negative_integers_of_any_size() {
+        let res = [0.0; 40];
+        let flags = |y: &[f64]| {
+            let u = Uncertainty::calibrate(y, &res);
+            (u.count, u.nonneg)
+        };
+        assert_eq!(flags(&[0.0, 3.0, 12.0]), (true, true));
+        // above 2^63 the integer cast saturates; such values are still integers
+        assert_eq!(flags(&[1.0, 1e19, 3.0e300]), (true, true));
+        assert_eq!(flags(&[1.0, 2.5]), (false, true));
+        assert_eq!(flags(&[1.0, -2.0]), (false, false));
+        assert_eq!(flags(&[]), (false, true));
     }
 }

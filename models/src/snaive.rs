@@ -29,6 +29,14 @@ impl Forecaster for SeasonalNaive {
             unc: Uncertainty::calibrate(y, &res),
         })
     }
+    fn fit_point(&self, y: &[f64]) -> Result<FittedSeasonalNaive, ModelError> {
+        let m = self.season.max(1);
+        check_series(y, m + 1)?;
+        Ok(FittedSeasonalNaive {
+            last: Ring::from_tail(y, m),
+            unc: Uncertainty::uncalibrated(),
+        })
+    }
 }
 
 impl FittedForecaster for FittedSeasonalNaive {

@@ -189,6 +189,45 @@ pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     v[lo] * (1.0 - f) + v[hi] * f
 }
 
+/// The [`quantile_sorted`] values of `v` at the ascending probabilities `levels`, without
+/// sorting all of `v`: only the order statistics they interpolate between are selected
+/// (O(n log levels)). Reorders `v`.
+pub fn quantiles_unsorted(v: &mut [f64], levels: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    if n == 0 {
+        return vec![f64::NAN; levels.len()];
+    }
+    let pos: Vec<(usize, usize, f64)> = levels
+        .iter()
+        .map(|&q| {
+            let p = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = p.floor() as usize;
+            (lo, (lo + 1).min(n - 1), p - lo as f64)
+        })
+        .collect();
+    let mut ranks: Vec<usize> = pos.iter().flat_map(|&(lo, hi, _)| [lo, hi]).collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    select_ranks(v, &ranks, 0);
+    pos.iter()
+        .map(|&(lo, hi, f)| v[lo] * (1.0 - f) + v[hi] * f)
+        .collect()
+}
+
+/// Puts the elements of the ascending `ranks` (offset by `base`) in their sorted places by
+/// recursive selection around the middle rank.
+fn select_ranks(v: &mut [f64], ranks: &[usize], base: usize) {
+    if ranks.is_empty() || v.is_empty() {
+        return;
+    }
+    let mid = ranks.len() / 2;
+    let k = ranks[mid] - base;
+    v.select_nth_unstable_by(k, f64::total_cmp);
+    let (below, rest) = v.split_at_mut(k);
+    select_ranks(below, &ranks[..mid], base);
+    select_ranks(&mut rest[1..], &ranks[mid + 1..], base + k + 1);
+}
+
 /// Median absolute deviation around the median, scaled by 1.4826 to estimate σ.
 pub fn mad_sigma(x: &[f64]) -> Option<f64> {
     let m = median(x)?;
@@ -254,5 +293,24 @@ mod tests {
         assert_eq!(quantile(&x, 0.25), Some(2.0));
         assert!((mad_sigma(&x).unwrap_or(0.0) - 1.4826).abs() < 1e-9);
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn selected_quantiles_equal_those_of_the_sorted_values() {
+        // a scrambled series with ties, and levels at both ends and in between
+        let v: Vec<f64> = (0..1093).map(|i| ((i * 7919) % 613) as f64 / 7.0).collect();
+        let levels = [0.0, 0.005, 0.01, 0.3, 0.5, 0.5, 0.77, 0.995, 1.0];
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        let want: Vec<f64> = levels
+            .iter()
+            .map(|&q| quantile_sorted(&sorted, q))
+            .collect();
+        let mut work = v.clone();
+        assert_eq!(quantiles_unsorted(&mut work, &levels), want);
+        // short inputs: one value, two values
+        assert_eq!(quantiles_unsorted(&mut [4.0], &[0.1, 0.9]), vec![4.0, 4.0]);
+        assert_eq!(quantiles_unsorted(&mut [3.0, 1.0], &[0.5]), vec![2.0]);
+        assert!(quantiles_unsorted(&mut [], &[0.5])[0].is_nan());
     }
 }
