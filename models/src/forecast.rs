@@ -212,13 +212,24 @@ impl Uncertainty {
 
     /// The `q`-quantile of the value `step` bins ahead given its point forecast.
     pub fn quantile_at(&self, point: f64, step: usize, q: f64) -> f64 {
-        let v = self.var_at(step);
-        // counts at least as dispersed as Poisson: Poisson / negative binomial; under-dispersed
-        // counts (timers, steady rates) use the conformal residual quantiles instead
-        let x = if self.count && v >= point {
-            count_quantile(point.max(0.0), v, q)
+        self.predictive_quantile(point, self.var_at(step), q)
+    }
+
+    /// The `q`-quantile of a value with mean `mean` and error variance `v`. Counts at least as
+    /// dispersed as Poisson: Poisson / negative binomial. Otherwise (and for under-dispersed
+    /// counts: timers, steady rates) the conformal residual quantile; for counts it is made an
+    /// integer with the continuity correction (the smallest k with P(X ≤ k + ½) ≥ q), since a
+    /// count's quantiles are integers and a timer's interval must hold its value.
+    fn predictive_quantile(&self, mean: f64, v: f64, q: f64) -> f64 {
+        let x = if self.count && v >= mean {
+            count_quantile(mean.max(0.0), v, q)
         } else {
-            point + v.sqrt() * self.z(q)
+            let x = mean + v.sqrt() * self.z(q);
+            if self.count {
+                (x - 0.5).ceil()
+            } else {
+                x
+            }
         };
         if self.nonneg {
             x.max(0.0)
@@ -247,17 +258,7 @@ impl Uncertainty {
             }
             acc += 2.0 * (h - k) as f64 * rk;
         }
-        let v = self.var * acc;
-        let x = if self.count && v >= s {
-            count_quantile(s, v, q)
-        } else {
-            s + v.sqrt() * self.z(q)
-        };
-        if self.nonneg {
-            x.max(0.0)
-        } else {
-            x
-        }
+        self.predictive_quantile(s, self.var * acc, q)
     }
 
     /// Clamps a point forecast to the series' support.

@@ -436,6 +436,28 @@ mod tests {
     }
 
     #[test]
+    fn a_timers_intervals_are_integers_that_hold_its_value() {
+        // a timer at 30 per bin, one bin in 12 at 31: under-dispersed counts, so the conformal
+        // quantiles apply; they must be integers, and the 80 % interval must hold 30 (a
+        // continuous interval around a smoothed level of ~30.08 would miss every 30)
+        let y: Vec<f64> = (0..1200)
+            .map(|t| if t % 12 == 5 { 31.0 } else { 30.0 })
+            .collect();
+        let scale = 1.0;
+        let spec = ModelSpec::Ets(Ets::new(1));
+        let s = rolling_origin(&y, &spec, 960, 6, scale).unwrap();
+        assert!(s.coverage80 >= 0.9, "{s:?}");
+        let f = spec.fit(&y).unwrap();
+        for q in [0.1, 0.5, 0.9, 0.975] {
+            let x = f.quantile(6, q);
+            assert!(x.iter().all(|v| v.fract() == 0.0), "{q}: {x:?}");
+            assert!(x.iter().all(|v| (29.0..=32.0).contains(v)), "{q}: {x:?}");
+        }
+        assert_eq!(f.quantile(1, 0.1)[0], 30.0);
+        assert!(f.sum_quantile(6, 0.9).fract() == 0.0);
+    }
+
+    #[test]
     fn selector_prefers_a_seasonal_model_on_seasonal_data() {
         let m = 24;
         let y: Vec<f64> = (0..m * 30)
