@@ -47,9 +47,8 @@ pub struct FittedSeasonalMedian {
     unc: Uncertainty,
 }
 
-/// Median of a small slice (at most [`MAX_SEASONS`] values), sorted in place by insertion:
-/// no allocation on the update path, and for a handful of values several times faster than
-/// the general sort.
+/// Median of a small slice (at most [`MAX_SEASONS`] values), sorted in place by insertion: no
+/// allocation and no comparator call on the update path.
 fn median(v: &mut [f64]) -> f64 {
     for i in 1..v.len() {
         let x = v[i];
@@ -66,10 +65,8 @@ fn median(v: &mut [f64]) -> f64 {
 impl Forecaster for SeasonalMedian {
     type Fitted = FittedSeasonalMedian;
     fn fit(&self, y: &[f64]) -> Result<FittedSeasonalMedian, ModelError> {
-        let m = self.season.max(1);
-        check_series(y, m + 1)?;
-        // a short series gets as many seasons as it holds
-        let k = self.seasons.clamp(1, MAX_SEASONS).min(y.len() / m);
+        let mut fitted = self.fit_point(y)?;
+        let (m, k) = (fitted.season, fitted.seasons);
         let mut buf = [0.0; MAX_SEASONS];
         // residuals of a trailing window calibrate the uncertainty (as Holt–Winters does)
         let from = m.max(y.len().saturating_sub(CALIBRATION_WINDOW));
@@ -83,16 +80,13 @@ impl Forecaster for SeasonalMedian {
                 y[t] - median(&mut buf[..seen])
             })
             .collect();
-        Ok(FittedSeasonalMedian {
-            season: m,
-            seasons: k,
-            last: Ring::from_tail(y, k * m),
-            unc: Uncertainty::calibrate(&y[from..], &res),
-        })
+        fitted.unc = Uncertainty::calibrate(&y[from..], &res);
+        Ok(fitted)
     }
     fn fit_point(&self, y: &[f64]) -> Result<FittedSeasonalMedian, ModelError> {
         let m = self.season.max(1);
         check_series(y, m + 1)?;
+        // a short series gets as many seasons as it holds
         let k = self.seasons.clamp(1, MAX_SEASONS).min(y.len() / m);
         Ok(FittedSeasonalMedian {
             season: m,

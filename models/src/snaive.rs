@@ -21,13 +21,11 @@ pub struct FittedSeasonalNaive {
 impl Forecaster for SeasonalNaive {
     type Fitted = FittedSeasonalNaive;
     fn fit(&self, y: &[f64]) -> Result<FittedSeasonalNaive, ModelError> {
-        let m = self.season.max(1);
-        check_series(y, m + 1)?;
+        let mut fitted = self.fit_point(y)?;
+        let m = fitted.last.len();
         let res: Vec<f64> = (m..y.len()).map(|t| y[t] - y[t - m]).collect();
-        Ok(FittedSeasonalNaive {
-            last: Ring::from_tail(y, m),
-            unc: Uncertainty::calibrate(y, &res),
-        })
+        fitted.unc = Uncertainty::calibrate(y, &res);
+        Ok(fitted)
     }
     fn fit_point(&self, y: &[f64]) -> Result<FittedSeasonalNaive, ModelError> {
         let m = self.season.max(1);
