@@ -1,7 +1,7 @@
 //! Holt–Winters / ETS(A, Ad, A): additive errors, additive damped trend, additive season,
 //! smoothing parameters chosen by Nelder–Mead on the one-step squared error.
 
-use crate::forecast::{check_series, FittedForecaster, Forecaster, Ring, Uncertainty};
+use crate::forecast::{check_series, FittedForecaster, Forecaster, Propagation, Ring, Uncertainty};
 use crate::optim::{logit, nelder_mead, sigmoid};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
@@ -512,7 +512,14 @@ impl Forecaster for Ets {
             trend: st.trend,
             seasonal: Ring::from_tail(&seasonal_terms, seasonal_terms.len()),
             seasonal_on: seasonal,
-            unc: Uncertainty::calibrate(win, &res),
+            // the state updates are the additive ones for both error forms
+            unc: Uncertainty::calibrate(win, &res).with_propagation(Propagation {
+                level: params.alpha,
+                trend: params.beta,
+                phi: params.phi,
+                seasonal: params.gamma,
+                season: if seasonal { m } else { 0 },
+            }),
         })
     }
 }

@@ -40,12 +40,7 @@ pub trait FittedForecaster: Send + Sync + std::fmt::Debug {
     fn uncertainty(&self) -> &Uncertainty;
     /// Per-bin `q`-quantile forecasts for the next `h` bins.
     fn quantile(&self, h: usize, q: f64) -> Vec<f64> {
-        let u = self.uncertainty();
-        self.forecast(h)
-            .iter()
-            .enumerate()
-            .map(|(i, &f)| u.quantile_at(f, i + 1, q))
-            .collect()
+        self.uncertainty().quantiles(&self.forecast(h), q)
     }
     /// The `q`-quantile of the SUM of the next `h` bins.
     fn sum_quantile(&self, h: usize, q: f64) -> f64 {
@@ -89,8 +84,8 @@ const VAR_DECAY: f64 = 0.02;
 /// (updated online). For integer, non-negative series whose error variance is at least the
 /// forecast (Poisson-like or over-dispersed) the predictive distribution is a Poisson /
 /// negative binomial with the point forecast as mean and `var` as variance; otherwise it is the point forecast plus `sqrt(var)` times the conformal
-/// quantiles of standardised in-sample residuals (`table`). Multi-step errors grow as AR(1)
-/// errors with lag-one autocorrelation `rho`.
+/// quantiles of standardised in-sample residuals (`table`). Multi-step errors propagate as
+/// the model's `propagation` says, with one-step errors of lag-one autocorrelation `rho`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Uncertainty {
     /// The series is integer-valued and non-negative: use a count distribution.
@@ -99,10 +94,67 @@ pub struct Uncertainty {
     pub nonneg: bool,
     /// Running variance of one-step residuals.
     pub var: f64,
-    /// Lag-one autocorrelation of the residuals, in [0, 0.9].
+    /// Lag-one autocorrelation of the residuals, in [−0.9, 0.9] (the AR(1) fallback of
+    /// models without a `propagation` uses it only when positive).
     pub rho: f64,
     /// Standardised residual quantiles at the fixed probability levels.
     pub table: Vec<f64>,
+    /// How the model carries one-step errors into later forecasts; `None` (models without a
+    /// linear error form, and state saved before this field) treats multi-step errors as
+    /// AR(1) forecast errors, `var·(1 − ρ^{2h}) / (1 − ρ²)`.
+    #[serde(default)]
+    pub propagation: Option<Propagation>,
+}
+
+/// How a model's forecast errors grow over the horizon, in the form of the linear innovations
+/// state-space models (Hyndman et al., *Forecasting with Exponential Smoothing*, 2008, §6.1):
+/// the error `h` bins ahead is `Σ_{j<h} ψ_j·ε_{t+h−j}` over the coming one-step errors ε,
+/// with `ψ_0 = 1` and `ψ_j = level + trend·(φ + … + φ^j) + seasonal·[j is a multiple of
+/// season]`: what the model's state absorbs of each error (α, β, φ, γ for Holt–Winters).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Propagation {
+    /// Share of an error the level keeps (α; a level correction's rate).
+    pub level: f64,
+    /// Share of an error the trend keeps (β).
+    pub trend: f64,
+    /// Trend damping φ.
+    pub phi: f64,
+    /// Share of an error the seasonal term of its phase keeps (γ; 1 for the seasonal naive).
+    pub seasonal: f64,
+    /// Season length in bins (the seasonal share applies every `season` bins; 0 = none).
+    pub season: usize,
+}
+
+impl Propagation {
+    /// The weights ψ_0 … ψ_{h−1}.
+    fn weights(&self, h: usize) -> impl Iterator<Item = f64> + '_ {
+        let (mut phi_pow, mut phi_sum) = (1.0, 0.0);
+        (0..h).map(move |j| {
+            if j == 0 {
+                return 1.0;
+            }
+            phi_pow *= self.phi;
+            phi_sum += phi_pow;
+            let seasonal = if self.season > 0 && j % self.season == 0 {
+                self.seasonal
+            } else {
+                0.0
+            };
+            self.level + self.trend * phi_sum + seasonal
+        })
+    }
+}
+
+/// The running values of `Σ_{i,j≤k} w_i·w_j·ρ^{|i−j|}` for k = 0, 1, …: the variance of
+/// `Σ w_i·ε_i` for unit-variance errors with AR(1) correlation ρ, one O(1) step per weight.
+fn ar1_quadratic(w: impl Iterator<Item = f64>, rho: f64) -> impl Iterator<Item = f64> {
+    // s = Σ_{i<k} w_i·ρ^{k−i}
+    let (mut v, mut s) = (0.0, 0.0);
+    w.map(move |x| {
+        v += x * x + 2.0 * x * s;
+        s = rho * (s + x);
+        v
+    })
 }
 
 impl Uncertainty {
@@ -145,7 +197,7 @@ impl Uncertainty {
         } else {
             LEVELS.iter().map(|&p| norm_inv(p)).collect()
         };
-        let rho = lag1(res).clamp(0.0, 0.9);
+        let rho = lag1(res).clamp(-0.9, 0.9);
         let var = if var.is_finite() { var } else { 0.0 };
         Self {
             count,
@@ -153,6 +205,15 @@ impl Uncertainty {
             var,
             rho,
             table,
+            propagation: None,
+        }
+    }
+
+    /// The same calibration, with multi-step errors propagating as `propagation` says.
+    pub fn with_propagation(self, propagation: Propagation) -> Self {
+        Self {
+            propagation: Some(propagation),
+            ..self
         }
     }
 
@@ -165,6 +226,7 @@ impl Uncertainty {
             var: 0.0,
             rho: 0.0,
             table: LEVELS.iter().map(|&p| norm_inv(p)).collect(),
+            propagation: None,
         }
     }
 
@@ -201,13 +263,39 @@ impl Uncertainty {
 
     /// Variance of the error `step` bins ahead (1-based).
     pub fn var_at(&self, step: usize) -> f64 {
-        let r2 = self.rho * self.rho;
-        let g = if r2 < 1e-12 {
-            1.0
-        } else {
-            (1.0 - r2.powi(step as i32)) / (1.0 - r2)
-        };
-        self.var * g
+        self.var_path(step).last().copied().unwrap_or(self.var)
+    }
+
+    /// Variances of the errors 1, 2, …, `h` bins ahead (O(h)).
+    pub fn var_path(&self, h: usize) -> Vec<f64> {
+        match &self.propagation {
+            Some(p) => ar1_quadratic(p.weights(h), self.rho)
+                .map(|g| self.var * g)
+                .collect(),
+            None => {
+                let rho = self.rho.max(0.0);
+                let r2 = rho * rho;
+                (1..=h)
+                    .map(|step| {
+                        let g = if r2 < 1e-12 {
+                            1.0
+                        } else {
+                            (1.0 - r2.powi(step as i32)) / (1.0 - r2)
+                        };
+                        self.var * g
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Per-bin `q`-quantiles of the bins whose point forecasts are `points` (the next ones).
+    pub fn quantiles(&self, points: &[f64], q: f64) -> Vec<f64> {
+        points
+            .iter()
+            .zip(self.var_path(points.len()))
+            .map(|(&f, v)| self.predictive_quantile(f, v, q))
+            .collect()
     }
 
     /// The `q`-quantile of the value `step` bins ahead given its point forecast.
@@ -248,17 +336,36 @@ impl Uncertainty {
             .iter()
             .map(|p| if self.nonneg { p.max(0.0) } else { *p })
             .sum();
-        // Var of a sum of AR(1) errors: var * (h + 2 Σ_{k<h} (h-k) rho^k).
-        let mut acc = h as f64;
-        let mut rk = 1.0;
-        for k in 1..h {
-            rk *= self.rho;
-            if rk < 1e-9 {
-                break;
+        self.predictive_quantile(s, self.sum_var(h), q)
+    }
+
+    /// Variance of the error of the sum of the next `h` bins.
+    pub fn sum_var(&self, h: usize) -> f64 {
+        let acc = match &self.propagation {
+            // the sum's error is Σ_u Ψ_{h−u}·ε_{t+u} with Ψ_n = ψ_0 + … + ψ_n
+            Some(p) => {
+                let mut cum = 0.0;
+                let partial = p.weights(h).map(|w| {
+                    cum += w;
+                    cum
+                });
+                ar1_quadratic(partial, self.rho).last().unwrap_or(0.0)
             }
-            acc += 2.0 * (h - k) as f64 * rk;
-        }
-        self.predictive_quantile(s, self.var * acc, q)
+            // Var of a sum of AR(1) errors: var * (h + 2 Σ_{k<h} (h-k) rho^k).
+            None => {
+                let mut acc = h as f64;
+                let mut rk = 1.0;
+                for k in 1..h {
+                    rk *= self.rho.max(0.0);
+                    if rk < 1e-9 {
+                        break;
+                    }
+                    acc += 2.0 * (h - k) as f64 * rk;
+                }
+                acc
+            }
+        };
+        self.var * acc
     }
 
     /// Clamps a point forecast to the series' support.
@@ -382,6 +489,60 @@ mod tests {
         assert!(!u.count);
         assert!((u.z(0.9) - 1.2816).abs() < 0.15, "{}", u.z(0.9));
         assert!((u.var - 1.0).abs() < 0.4, "{}", u.var);
+    }
+
+    #[test]
+    fn errors_propagate_as_the_state_space_forms_say() {
+        let unit = |rho: f64, p: Propagation| Uncertainty {
+            count: false,
+            nonneg: false,
+            var: 1.0,
+            rho,
+            table: LEVELS.iter().map(|&p| norm_inv(p)).collect(),
+            propagation: Some(p),
+        };
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        let none = Propagation {
+            level: 0.0,
+            trend: 0.0,
+            phi: 0.0,
+            seasonal: 0.0,
+            season: 0,
+        };
+        // simple exponential smoothing: 1 + (h − 1)·α²
+        let ses = unit(0.0, Propagation { level: 0.5, ..none });
+        assert!(close(&ses.var_path(3), &[1.0, 1.25, 1.5]));
+        // the sum of two bins: (1 + α)²·ε₁ + ε₂
+        assert!((ses.sum_var(2) - (1.5f64.powi(2) + 1.0)).abs() < 1e-12);
+        // damped trend: ψ₁ = α + βφ, ψ₂ = α + β(φ + φ²)
+        let d = unit(
+            0.0,
+            Propagation {
+                level: 0.2,
+                trend: 0.1,
+                phi: 0.5,
+                ..none
+            },
+        );
+        let (p1, p2) = (0.2 + 0.1 * 0.5, 0.2 + 0.1 * 0.75);
+        assert!(close(
+            &d.var_path(3),
+            &[1.0, 1.0 + p1 * p1, 1.0 + p1 * p1 + p2 * p2]
+        ));
+        // the seasonal naive repeats the residual of the forecast bin's phase: no growth
+        // within a season, whatever the residuals' correlation; one error more after it
+        let sn = unit(
+            0.5,
+            Propagation {
+                seasonal: 1.0,
+                season: 3,
+                ..none
+            },
+        );
+        assert!(close(&sn.var_path(4), &[1.0, 1.0, 1.0, 2.0 + 2.0 * 0.125]));
+        // correlated errors: Var(ε₁ + ε₂) = 2 + 2ρ
+        let level1 = unit(0.3, Propagation { level: 1.0, ..none });
+        assert!((level1.var_path(2)[1] - 2.6).abs() < 1e-12);
     }
 
     #[test]

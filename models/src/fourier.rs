@@ -1,7 +1,7 @@
 //! FFT harmonics + trend (as IceBreaker, ASPLOS'22, does): the top-k harmonics of the
 //! detrended recent window extrapolated forward, with a level that tracks the residuals online.
 
-use crate::forecast::{check_series, FittedForecaster, Forecaster, Uncertainty};
+use crate::forecast::{check_series, FittedForecaster, Forecaster, Propagation, Uncertainty};
 use crate::ModelError;
 use rustfft::{num_complex::Complex, FftPlanner};
 use serde::{Deserialize, Serialize};
@@ -293,7 +293,14 @@ impl Forecaster for Fourier {
             slope,
             level,
             level_rate: self.level_rate,
-            unc: Uncertainty::calibrate(win, &res),
+            // only the level correction adapts: it keeps `level_rate` of every error
+            unc: Uncertainty::calibrate(win, &res).with_propagation(Propagation {
+                level: self.level_rate,
+                trend: 0.0,
+                phi: 0.0,
+                seasonal: 0.0,
+                season: 0,
+            }),
         })
     }
 }

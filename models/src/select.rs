@@ -436,6 +436,32 @@ mod tests {
     }
 
     #[test]
+    fn local_level_intervals_widen_with_the_horizon_as_they_should() {
+        // y = ℓ + e, ℓ' = ℓ + α·e with α = 0.6 and Gaussian e: the h-step error variance is
+        // σ²·(1 + (h − 1)·α²), 4.2σ² at h = 10; one-step-sized intervals would cover ~0.6
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut unif = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ((seed >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let mut level = 100.0;
+        let y: Vec<f64> = (0..4000)
+            .map(|_| {
+                let e = (-2.0 * unif().ln()).sqrt() * (2.0 * std::f64::consts::PI * unif()).cos();
+                let v = level + e;
+                level += 0.6 * e;
+                v
+            })
+            .collect();
+        let scale = mase_scale(&y[..3200], 1).unwrap_or(1.0);
+        let s = rolling_origin(&y, &ModelSpec::Ets(Ets::new(1)), 3200, 10, scale).unwrap();
+        assert!((0.74..=0.86).contains(&s.coverage80), "{s:?}");
+        assert!((0.91..=0.98).contains(&s.coverage95), "{s:?}");
+    }
+
+    #[test]
     fn a_timers_intervals_are_integers_that_hold_its_value() {
         // a timer at 30 per bin, one bin in 12 at 31: under-dispersed counts, so the conformal
         // quantiles apply; they must be integers, and the 80 % interval must hold 30 (a

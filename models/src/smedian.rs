@@ -1,7 +1,7 @@
 //! Seasonal median forecaster: the median of the same phase over the last few seasons, a
 //! seasonal naive that one burst cannot move.
 
-use crate::forecast::{check_series, FittedForecaster, Forecaster, Ring, Uncertainty};
+use crate::forecast::{check_series, FittedForecaster, Forecaster, Propagation, Ring, Uncertainty};
 use crate::stats::quantile_sorted;
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,15 @@ impl Forecaster for SeasonalMedian {
                 y[t] - median(&mut buf[..seen])
             })
             .collect();
-        fitted.unc = Uncertainty::calibrate(&y[from..], &res);
+        // an error moves the median of its phase by at most itself a season later; as a
+        // mean of k seasons would, count 1/k of it
+        fitted.unc = Uncertainty::calibrate(&y[from..], &res).with_propagation(Propagation {
+            level: 0.0,
+            trend: 0.0,
+            phi: 0.0,
+            seasonal: 1.0 / k as f64,
+            season: m,
+        });
         Ok(fitted)
     }
     fn fit_point(&self, y: &[f64]) -> Result<FittedSeasonalMedian, ModelError> {

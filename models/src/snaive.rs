@@ -1,6 +1,6 @@
 //! Seasonal naive forecaster: the value one season ago (the MASE baseline).
 
-use crate::forecast::{check_series, FittedForecaster, Forecaster, Ring, Uncertainty};
+use crate::forecast::{check_series, FittedForecaster, Forecaster, Propagation, Ring, Uncertainty};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +24,14 @@ impl Forecaster for SeasonalNaive {
         let mut fitted = self.fit_point(y)?;
         let m = fitted.last.len();
         let res: Vec<f64> = (m..y.len()).map(|t| y[t] - y[t - m]).collect();
-        fitted.unc = Uncertainty::calibrate(y, &res);
+        // a seasonal random walk: an error returns whole one season later
+        fitted.unc = Uncertainty::calibrate(y, &res).with_propagation(Propagation {
+            level: 0.0,
+            trend: 0.0,
+            phi: 0.0,
+            seasonal: 1.0,
+            season: m,
+        });
         Ok(fitted)
     }
     fn fit_point(&self, y: &[f64]) -> Result<FittedSeasonalNaive, ModelError> {
