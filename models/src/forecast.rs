@@ -126,6 +126,15 @@ pub struct Propagation {
 }
 
 impl Propagation {
+    /// No error is kept: every weight after the first is 0 (a base to update from).
+    pub const NONE: Propagation = Propagation {
+        level: 0.0,
+        trend: 0.0,
+        phi: 0.0,
+        seasonal: 0.0,
+        season: 0,
+    };
+
     /// The weights ψ_0 … ψ_{h−1}.
     fn weights(&self, h: usize) -> impl Iterator<Item = f64> + '_ {
         let (mut phi_pow, mut phi_sum) = (1.0, 0.0);
@@ -143,6 +152,11 @@ impl Propagation {
             self.level + self.trend * phi_sum + seasonal
         })
     }
+}
+
+/// The standard normal quantiles at [`LEVELS`]: the table of uncalibrated intervals.
+fn normal_table() -> Vec<f64> {
+    LEVELS.iter().map(|&p| norm_inv(p)).collect()
 }
 
 /// The running values of `Σ_{i,j≤k} w_i·w_j·ρ^{|i−j|}` for k = 0, 1, …: the variance of
@@ -195,7 +209,7 @@ impl Uncertainty {
         let table = if z.len() >= 30 {
             quantiles_unsorted(&mut z, &LEVELS)
         } else {
-            LEVELS.iter().map(|&p| norm_inv(p)).collect()
+            normal_table()
         };
         let rho = lag1(res).clamp(-0.9, 0.9);
         let var = if var.is_finite() { var } else { 0.0 };
@@ -225,7 +239,7 @@ impl Uncertainty {
             nonneg: false,
             var: 0.0,
             rho: 0.0,
-            table: LEVELS.iter().map(|&p| norm_inv(p)).collect(),
+            table: normal_table(),
             propagation: None,
         }
     }
@@ -498,17 +512,11 @@ mod tests {
             nonneg: false,
             var: 1.0,
             rho,
-            table: LEVELS.iter().map(|&p| norm_inv(p)).collect(),
+            table: normal_table(),
             propagation: Some(p),
         };
         let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
-        let none = Propagation {
-            level: 0.0,
-            trend: 0.0,
-            phi: 0.0,
-            seasonal: 0.0,
-            season: 0,
-        };
+        let none = Propagation::NONE;
         // simple exponential smoothing: 1 + (h − 1)·α²
         let ses = unit(0.0, Propagation { level: 0.5, ..none });
         assert!(close(&ses.var_path(3), &[1.0, 1.25, 1.5]));

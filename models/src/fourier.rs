@@ -296,10 +296,7 @@ impl Forecaster for Fourier {
             // only the level correction adapts: it keeps `level_rate` of every error
             unc: Uncertainty::calibrate(win, &res).with_propagation(Propagation {
                 level: self.level_rate,
-                trend: 0.0,
-                phi: 0.0,
-                seasonal: 0.0,
-                season: 0,
+                ..Propagation::NONE
             }),
         })
     }

@@ -83,11 +83,9 @@ impl Forecaster for SeasonalMedian {
         // an error moves the median of its phase by at most itself a season later; as a
         // mean of k seasons would, count 1/k of it
         fitted.unc = Uncertainty::calibrate(&y[from..], &res).with_propagation(Propagation {
-            level: 0.0,
-            trend: 0.0,
-            phi: 0.0,
             seasonal: 1.0 / k as f64,
             season: m,
+            ..Propagation::NONE
         });
         Ok(fitted)
     }

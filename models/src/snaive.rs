@@ -26,11 +26,9 @@ impl Forecaster for SeasonalNaive {
         let res: Vec<f64> = (m..y.len()).map(|t| y[t] - y[t - m]).collect();
         // a seasonal random walk: an error returns whole one season later
         fitted.unc = Uncertainty::calibrate(y, &res).with_propagation(Propagation {
-            level: 0.0,
-            trend: 0.0,
-            phi: 0.0,
             seasonal: 1.0,
             season: m,
+            ..Propagation::NONE
         });
         Ok(fitted)
     }
