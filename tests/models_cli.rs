@@ -345,3 +345,142 @@ fn detect_scores_a_hand_made_nab_corpus() {
         stderr(&out)
     );
 }
+
+/// `<tag` elements in an SVG file.
+fn svg_count(svg: &str, tag: &str) -> usize {
+    svg.matches(&format!("<{tag}")).count()
+}
+
+#[test]
+fn backtest_plots_the_selected_models_forecasts_at_every_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    // 600 points of a daily-like cycle of 24: the last 120 are scored, 10 origins of 12
+    let body: String = (0..600)
+        .map(|i| {
+            let v = 40.0 + 20.0 * (2.0 * std::f64::consts::PI * i as f64 / 24.0).sin();
+            format!("{i},{}\n", v.round() + ((i * 7919) % 5) as f64)
+        })
+        .collect();
+    let p = write(dir.path(), "cycle.csv", &format!("index,value\n{body}"));
+    let (json, svg) = (dir.path().join("r.json"), dir.path().join("r.svg"));
+    let out = bin()
+        .args(["backtest", "--horizon", "12", "--season", "24", "--series"])
+        .arg(&p)
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let selected = v["selected"].as_str().unwrap();
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    // an 80 % and a 95 % band per origin, the selected model named in the title and legend
+    assert_eq!(svg_count(&plot, "polygon"), 2 * 10, "{plot:.400}");
+    assert!(plot.contains(&format!("{selected} forecast")), "{selected}");
+    assert!(
+        plot.contains(&format!("cycle.csv: {selected}")),
+        "{selected}"
+    );
+    // a plot that cannot be written is a configuration error naming the path
+    let out = bin()
+        .args(["backtest", "--horizon", "12", "--season", "24", "--series"])
+        .arg(&p)
+        .arg("--plot")
+        .arg(dir.path().join("no/such/dir/r.svg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no/such/dir/r.svg"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn detect_plots_every_anomaly_it_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..600)
+        .map(|i| {
+            let noise = ((i * 7919) % 11) as f64 * 0.1;
+            let v = if i >= 400 { 50.0 } else { 10.0 } + noise;
+            format!("{i},{v}\n")
+        })
+        .collect();
+    let p = write(dir.path(), "shift.csv", &format!("index,value\n{body}"));
+    let (json, svg) = (dir.path().join("a.json"), dir.path().join("a.svg"));
+    let out = bin()
+        .args(["detect", "--series"])
+        .arg(&p)
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let an = v["anomalies"].as_array().unwrap();
+    let mut detectors: Vec<&str> = an.iter().map(|a| a["detector"].as_str().unwrap()).collect();
+    detectors.sort_unstable();
+    detectors.dedup();
+    assert!(!an.is_empty());
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    // one marker per anomaly, plus one legend marker per detector that found any
+    assert_eq!(svg_count(&plot, "circle"), an.len() + detectors.len());
+    for d in detectors {
+        assert!(plot.contains(d), "{d}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_the_output_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..600).map(|i| format!("{i},{}\n", 10 + i % 7)).collect();
+    let p = write(dir.path(), "s.csv", &format!("index,value\n{body}"));
+    let mut child = bin()
+        .args(["backtest", "--season", "7", "--series"])
+        .arg(&p)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the reader goes away before the command prints (as `prewarm … | head -0` would)
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
+fn ctrl_c_stops_a_nab_run_without_writing_results() {
+    let Some(nab) = shared("nab") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("nab.json");
+    let child = bin()
+        .args(["detect", "--nab"])
+        .arg(&nab)
+        .arg("--json")
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the whole corpus takes seconds even in a release build; interrupt it early
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(!json.exists(), "an interrupted run wrote results");
+}

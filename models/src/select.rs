@@ -236,6 +236,55 @@ pub fn replay_point_forecasts(
     Ok(sum)
 }
 
+/// What a model forecast at one origin of a rolling-origin backtest: the point forecasts and
+/// the central 80 % and 95 % intervals of the next bins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginForecast {
+    /// Index of the first forecast bin in the series.
+    pub origin: usize,
+    /// Point forecasts.
+    pub mean: Vec<f64>,
+    /// 10 % quantiles.
+    pub lo80: Vec<f64>,
+    /// 90 % quantiles.
+    pub hi80: Vec<f64>,
+    /// 2.5 % quantiles.
+    pub lo95: Vec<f64>,
+    /// 97.5 % quantiles.
+    pub hi95: Vec<f64>,
+}
+
+impl OriginForecast {
+    /// The forecasts of `model` for the next `steps` bins, the first of which is `origin`.
+    fn of(model: &AnyFitted, origin: usize, steps: usize) -> Self {
+        Self {
+            origin,
+            mean: model.forecast(steps),
+            lo80: model.quantile(steps, 0.1),
+            hi80: model.quantile(steps, 0.9),
+            lo95: model.quantile(steps, 0.025),
+            hi95: model.quantile(steps, 0.975),
+        }
+    }
+}
+
+/// The forecasts a [`rolling_origin`] backtest of `spec` scores, one per origin (for plots
+/// and for users who score them their own way).
+pub fn origin_forecasts(
+    y: &[f64],
+    spec: &ModelSpec,
+    train_end: usize,
+    h: usize,
+) -> Result<Vec<OriginForecast>, ModelError> {
+    let mut out = Vec::new();
+    let mut origin = train_end;
+    replay(y, spec, train_end, h, false, |model, actual| {
+        out.push(OriginForecast::of(model, origin, actual.len()));
+        origin += actual.len();
+    })?;
+    Ok(out)
+}
+
 /// [`rolling_origin`], also returning the mean absolute error of each origin's forecasts.
 fn rolling_origin_by_origin(
     y: &[f64],
@@ -249,17 +298,13 @@ fn rolling_origin_by_origin(
     let origins = replay(y, spec, train_end, h, false, |model, actual| {
         let steps = actual.len();
         let abs_before = abs;
-        let f = model.forecast(steps);
-        let lo80 = model.quantile(steps, 0.1);
-        let hi80 = model.quantile(steps, 0.9);
-        let lo95 = model.quantile(steps, 0.025);
-        let hi95 = model.quantile(steps, 0.975);
+        let f = OriginForecast::of(model, train_end + n, steps);
         for (i, &a) in actual.iter().enumerate() {
-            let e = a - f[i];
+            let e = a - f.mean[i];
             abs += e.abs();
             sq += e * e;
-            c80 += usize::from(a >= lo80[i] && a <= hi80[i]);
-            c95 += usize::from(a >= lo95[i] && a <= hi95[i]);
+            c80 += usize::from(a >= f.lo80[i] && a <= f.hi80[i]);
+            c95 += usize::from(a >= f.lo95[i] && a <= f.hi95[i]);
             n += 1;
         }
         per_origin.push((abs - abs_before) / steps as f64);

@@ -4,7 +4,8 @@
 use crate::cmd::series_io::{read_azure, read_csv, Series};
 use crate::cmd::ExitError;
 use prewarm_models::select::{
-    candidates, mase_scale, replay_point_forecasts, resolve_season, rolling_origin, select_from,
+    candidates, mase_scale, origin_forecasts, replay_point_forecasts, resolve_season,
+    rolling_origin, select_from,
 };
 use prewarm_models::ModelError;
 use serde::Serialize;
@@ -36,6 +37,10 @@ pub struct Args {
     /// Also write the results as JSON to this path.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also draw the selected model's forecasts and 80 % / 95 % intervals at every origin
+    /// against the actuals, as SVG, to this path.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// One model's row of the report.
@@ -182,9 +187,19 @@ pub fn backtest(args: &Args) -> anyhow::Result<Report> {
             Err(e) => eprintln!("warning: {} failed on {}: {e}", spec.name(), s.name),
         }
     }
-    let (chosen, _) = select_from(&y[..train_end], &candidates(m, true), args.horizon)
+    let specs = candidates(m, true);
+    let (chosen, _) = select_from(&y[..train_end], &specs, args.horizon)
         .map_err(|e| ExitError::data(format!("{where_}: no model could be selected: {e}")))?;
     use prewarm_models::forecast::FittedForecaster;
+    if let Some(path) = &args.plot {
+        let spec = specs
+            .iter()
+            .find(|s| s.name() == chosen.name())
+            .ok_or_else(|| anyhow::anyhow!("selected {} is not a candidate", chosen.name()))?;
+        let forecasts = origin_forecasts(y, spec, train_end, args.horizon)
+            .map_err(|e| ExitError::data(format!("{where_}: {}: {e}", spec.name())))?;
+        crate::cmd::plots::backtest(&s.name, spec.name(), y, &forecasts, path)?;
+    }
     Ok(Report {
         series: s.name.clone(),
         points: n,
@@ -198,16 +213,26 @@ pub fn backtest(args: &Args) -> anyhow::Result<Report> {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let report = backtest(&args)?;
-    println!(
+    outln!(
         "{}: {} points, horizon {}, season {}, MASE season {}",
-        report.series, report.points, report.horizon, report.season, args.mase_season
+        report.series,
+        report.points,
+        report.horizon,
+        report.season,
+        args.mase_season
     );
-    println!(
+    outln!(
         "{:<16} {:>9} {:>12} {:>8} {:>8} {:>14} {:>14}",
-        "model", "MASE", "RMSE", "cov80", "cov95", "us/origin", "+intervals"
+        "model",
+        "MASE",
+        "RMSE",
+        "cov80",
+        "cov95",
+        "us/origin",
+        "+intervals"
     );
     for r in &report.models {
-        println!(
+        outln!(
             "{:<16} {:>9.4} {:>12.4} {:>8.3} {:>8.3} {:>14.1} {:>14.1}",
             r.model,
             r.mase,
@@ -218,7 +243,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             r.interval_us_per_origin
         );
     }
-    println!("selected: {}", report.selected);
+    outln!("selected: {}", report.selected);
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(p, text)

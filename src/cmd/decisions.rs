@@ -66,15 +66,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut c = DecisionsClient::with_interceptor(channel, args.client.bearer()?);
         let print = |d: &FunctionDecision| {
             if args.json {
-                println!("{}", json(d));
+                outln!("{}", json(d));
             } else {
-                println!("{}", row(d));
+                outln!("{}", row(d));
             }
         };
         if !args.json {
-            println!(
+            outln!(
                 "{:<40} {:>8} {:>6} {:<18} {:<24} {:>10} {:>15}",
-                "FUNCTION", "DESIRED", "ACTIVE", "REASON", "POLICY", "FORECAST", "DECIDED_AT_MS"
+                "FUNCTION",
+                "DESIRED",
+                "ACTIVE",
+                "REASON",
+                "POLICY",
+                "FORECAST",
+                "DECIDED_AT_MS"
             );
         }
         if args.watch {

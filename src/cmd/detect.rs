@@ -27,6 +27,9 @@ pub struct Args {
     /// Also write the results as JSON to this path.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// With --series: also draw the series with every anomaly marked, as SVG, to this path.
+    #[arg(long, conflicts_with = "nab")]
+    pub plot: Option<PathBuf>,
 }
 
 /// One anomaly in the report.
@@ -135,7 +138,7 @@ fn detectors(warm: &[f64], file: &[f64]) -> Vec<Box<dyn OnlineDetector>> {
     ]
 }
 
-fn run_series(path: &Path, json: Option<&Path>) -> anyhow::Result<()> {
+fn run_series(path: &Path, json: Option<&Path>, plot: Option<&Path>) -> anyhow::Result<()> {
     let s = read_csv(path)?;
     let y = &s.values;
     if y.len() < 16 {
@@ -221,17 +224,28 @@ fn run_series(path: &Path, json: Option<&Path>) -> anyhow::Result<()> {
         }
     }
     found.sort_by_key(|f| f.index);
-    println!(
+    outln!(
         "{}: {} points, season {season}, {} anomalies",
         s.name,
         y.len(),
         found.len()
     );
     for f in &found {
-        println!(
+        outln!(
             "{:<22} {:<17} value {:>12.3} score {:.3}  {}",
-            f.timestamp, f.detector, f.value, f.score, f.reason
+            f.timestamp,
+            f.detector,
+            f.value,
+            f.score,
+            f.reason
         );
+    }
+    if let Some(p) = plot {
+        let marks: Vec<(usize, &str)> = found
+            .iter()
+            .map(|f| (f.index, f.detector.as_str()))
+            .collect();
+        crate::cmd::plots::anomalies(&s.name, y, &marks, p)?;
     }
     if let Some(p) = json {
         #[derive(Serialize)]
@@ -292,6 +306,7 @@ fn load_nab(dir: &Path) -> anyhow::Result<Vec<(String, Vec<f64>, LabelledSeries)
 }
 
 fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
+    let cancel = crate::cmd::simulate::cancel_flag();
     let corpus = load_nab(dir)?;
     let files: Vec<LabelledSeries> = corpus.iter().map(|c| c.2.clone()).collect();
     let names: Vec<&'static str> = detectors(&[0.0; 4], &[0.0; 4])
@@ -299,16 +314,26 @@ fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
         .map(|d| d.name())
         .collect();
     let total_points: usize = corpus.iter().map(|c| c.1.len()).sum();
+    let bar = crate::cmd::progress_bar((names.len() * corpus.len()) as u64, "detector-files");
     let mut rows = Vec::new();
-    let mut all_scores: Vec<Vec<Vec<f64>>> = Vec::new();
     for (k, name) in names.iter().enumerate() {
         let mut scores = Vec::new();
         let t0 = Instant::now();
         for (_, y, _) in &corpus {
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                return Err(ExitError::interrupted());
+            }
             let warm = &y[..probation_len(y.len()).max(4).min(y.len())];
             let mut dets = detectors(warm, y);
             let det = &mut dets[k];
             scores.push(score_series(det.as_mut(), y));
+            if let Some(b) = &bar {
+                b.set_message(*name);
+                b.inc(1);
+            }
         }
         let us = t0.elapsed().as_secs_f64() * 1e6 / total_points.max(1) as f64;
         let r = score_corpus(&files, &scores, &Profile::STANDARD);
@@ -321,22 +346,34 @@ fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
             windows: r.windows,
             us_per_point: us,
         });
-        all_scores.push(scores);
     }
-    println!(
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    outln!(
         "NAB standard profile over {} files ({} points, {} windows)",
         corpus.len(),
         total_points,
         rows.first().map_or(0, |r| r.windows)
     );
-    println!(
+    outln!(
         "{:<30} {:>8} {:>10} {:>5} {:>6} {:>10}",
-        "detector", "score", "threshold", "tp", "fp", "us/point"
+        "detector",
+        "score",
+        "threshold",
+        "tp",
+        "fp",
+        "us/point"
     );
     for r in &rows {
-        println!(
+        outln!(
             "{:<30} {:>8.2} {:>10.4} {:>5} {:>6} {:>10.3}",
-            r.detector, r.score, r.threshold, r.tp, r.fp, r.us_per_point
+            r.detector,
+            r.score,
+            r.threshold,
+            r.tp,
+            r.fp,
+            r.us_per_point
         );
     }
     if let Some(p) = json {
@@ -362,7 +399,7 @@ fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match (&args.series, &args.nab) {
-        (Some(s), None) => run_series(s, args.json.as_deref()),
+        (Some(s), None) => run_series(s, args.json.as_deref(), args.plot.as_deref()),
         (None, Some(d)) => run_nab(d, args.json.as_deref()),
         _ => Err(ExitError::config(
             "give exactly one of --series FILE or --nab DIR",

@@ -379,11 +379,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(p) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
-        println!("report: {}", p.display());
+        outln!("report: {}", p.display());
     }
     if let Some(p) = &args.plot {
         plot(&report, p)?;
-        println!("plot: {}", p.display());
+        outln!("plot: {}", p.display());
     }
     if interrupted.load(Ordering::Relaxed) {
         return Err(ExitError {
@@ -647,7 +647,7 @@ async fn drive(
             rss.map_or("-".into(), |v| format!("{:.1} MiB", v as f64 / 1048576.0)),
             shared.errors.load(Ordering::Relaxed),
         );
-        pb.suspend(|| println!("{line}"));
+        pb.suspend(|| outln!("{line}"));
         all.ingest.extend(lat.ingest);
         all.get_metrics.extend(lat.get_metrics);
         all.is_active.extend(lat.is_active);
@@ -701,26 +701,35 @@ async fn drive(
 }
 
 fn print_summary(r: &Report) {
-    println!(
+    outln!(
         "{} functions, {:.0} s: sent {} samples, accepted {}, rejected {}, failed calls {}",
-        r.functions, r.duration_s, r.sent, r.accepted, r.rejected, r.errors
+        r.functions,
+        r.duration_s,
+        r.sent,
+        r.accepted,
+        r.rejected,
+        r.errors
     );
-    println!(
+    outln!(
         "throughput {:.0} samples/s (target {})",
-        r.achieved_rate, r.target_rate
+        r.achieved_rate,
+        r.target_rate
     );
     for (name, l) in [
         ("Ingest", r.ingest),
         ("GetMetrics", r.get_metrics),
         ("IsActive", r.is_active),
     ] {
-        println!(
+        outln!(
             "{name:<10} {:>8} calls  p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms",
-            l.calls, l.p50_ms, l.p99_ms, l.max_ms
+            l.calls,
+            l.p50_ms,
+            l.p99_ms,
+            l.max_ms
         );
     }
     if let Some(m) = &r.rss {
-        println!(
+        outln!(
             "server RSS: {:.1} MiB after {:.0} s warm-up, max {:.1} MiB after, {:.1} MiB at the end: growth {:.2} %",
             m.after_warmup_bytes as f64 / 1048576.0,
             r.warmup_s,
@@ -730,7 +739,7 @@ fn print_summary(r: &Report) {
         );
     }
     for e in &r.first_errors {
-        println!("  error: {e}");
+        outln!("  error: {e}");
     }
 }
 

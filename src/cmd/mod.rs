@@ -1,10 +1,32 @@
 //! The subcommands of the `prewarm` binary, one module each, and the exit-code convention.
 
+/// `println!` for a command's output: stdout closed early (`prewarm … | head`) ends the
+/// process quietly with status 141, as SIGPIPE ends other Unix tools, instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::cmd::stdout_failed(e)
+        }
+    }};
+}
+
+/// `print!` with [`outln!`]'s handling of a closed stdout.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            $crate::cmd::stdout_failed(e)
+        }
+    }};
+}
+
 pub mod backtest;
 pub mod client;
 pub mod decisions;
 pub mod detect;
 pub mod loadgen;
+pub mod plots;
 pub mod replay;
 pub mod series_io;
 pub mod serve;
@@ -37,6 +59,14 @@ impl ExitError {
         }
         .into()
     }
+    /// The user interrupted the run (exit 130); nothing was written.
+    pub fn interrupted() -> anyhow::Error {
+        Self {
+            code: EXIT_INTERRUPTED,
+            message: "interrupted: no results written".into(),
+        }
+        .into()
+    }
     /// Bad configuration (exit 64).
     pub fn config(message: impl Into<String>) -> anyhow::Error {
         Self {
@@ -53,4 +83,30 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         .find_map(|c| c.downcast_ref::<ExitError>())
         .map(|x| x.code)
         .unwrap_or(1)
+}
+
+/// A progress bar over `len` units named `unit` on stderr, or `None` when stderr is not a
+/// terminal (logs and pipes get no bar).
+pub fn progress_bar(len: u64, unit: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::new(len);
+    if let Ok(s) = indicatif::ProgressStyle::with_template(&format!(
+        "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} {{msg}}"
+    )) {
+        b.set_style(s);
+    }
+    Some(b)
+}
+
+/// Ends the process after a failed write to stdout: quietly with 141 when the reader went
+/// away (a broken pipe), else with the error and status 1.
+pub fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(1);
 }

@@ -299,7 +299,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         let secs = started.elapsed().as_secs_f64();
-        println!(
+        outln!(
             "sent {} samples in {secs:.2} s ({:.0} samples/s): {} accepted, {} rejected",
             tally.sent,
             tally.sent as f64 / secs.max(1e-9),
@@ -309,7 +309,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok::<Tally, anyhow::Error>(tally)
     })?;
     for (reason, n) in &tally.reasons {
-        println!("  rejected ({reason}): {n} (first details only)");
+        outln!("  rejected ({reason}): {n} (first details only)");
     }
     Ok(())
 }

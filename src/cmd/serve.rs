@@ -147,9 +147,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let signal = shutdown_signal()?;
         let handle = service::spawn(cfg).await.map_err(config_error)?;
         // Printed on stdout so scripts can find the ports (useful with port 0).
-        println!(
+        outln!(
             "prewarm serving grpc={} admin={}",
-            handle.grpc_addr, handle.admin_addr
+            handle.grpc_addr,
+            handle.admin_addr
         );
         signal.await;
         handle.shutdown().await?;

@@ -213,13 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = match out {
         Ok(o) => o,
         Err(RunError::Trace(e)) => return Err(ExitError::data(e.to_string())),
-        Err(RunError::Interrupted) => {
-            return Err(ExitError {
-                code: super::EXIT_INTERRUPTED,
-                message: "interrupted: no results written".into(),
-            }
-            .into())
-        }
+        Err(RunError::Interrupted) => return Err(ExitError::interrupted()),
         Err(e @ RunError::UnknownTimelineFunction(_)) => {
             return Err(ExitError::config(e.to_string()))
         }
@@ -227,9 +221,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sweep = out.report.results.split_off(main_count);
     out.report.sweep = sweep;
     out.timelines.truncate(main_count);
-    print!("{}", out.report.table());
+    out!("{}", out.report.table());
     if let Some(f) = &args.timeline {
-        print!("{}", decisions_table(f, &out.timelines));
+        out!("{}", decisions_table(f, &out.timelines));
     }
     if let Some(path) = &args.json {
         let mut value = serde_json::to_value(&out.report)?;

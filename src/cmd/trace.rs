@@ -1,11 +1,9 @@
 //! `prewarm trace ...`: trace utilities: write a synthetic Azure-format trace, summarise a trace.
 
 use super::ExitError;
-use indicatif::{ProgressBar, ProgressStyle};
 use prewarm_simulator::synth::{write_synth_trace, SynthConfig, SynthError, SynthProgress};
 use prewarm_simulator::trace::azure::{parse_days, AzureTrace};
 use prewarm_simulator::trace::count_trace;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -98,17 +96,7 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
         peak_rate: a.peak_rate,
         zipf_exponent: a.zipf,
     };
-    let bar = if std::io::stderr().is_terminal() {
-        let b = ProgressBar::new(u64::from(a.functions) * u64::from(a.days));
-        if let Ok(s) = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} function-days {msg}",
-        ) {
-            b.set_style(s);
-        }
-        Some(b)
-    } else {
-        None
-    };
+    let bar = crate::cmd::progress_bar(u64::from(a.functions) * u64::from(a.days), "function-days");
     let start = Instant::now();
     let mut progress = |p: SynthProgress| {
         if let Some(b) = &bar {
@@ -125,7 +113,7 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
         Err(SynthError::Config(m)) => return Err(ExitError::config(m)),
         Err(e) => return Err(e.into()),
     };
-    println!(
+    outln!(
         "wrote {} functions ({} invoked, {} apps), {} days, {} invocations, {} bytes in {} files \
          to {} in {:.2} s",
         s.functions,
@@ -149,7 +137,7 @@ fn stats(a: StatsArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut t = AzureTrace::open(&a.trace, days).map_err(|e| ExitError::data(e.to_string()))?;
     let c = count_trace(&mut t).map_err(|e| ExitError::data(e.to_string()))?;
-    println!(
+    outln!(
         "{}: {} functions ({} invoked), {} invocations, {} minutes, {} days, read in {:.3} s",
         a.trace.display(),
         c.functions,

@@ -1,0 +1,207 @@
+//! SVG plots of one series for `prewarm backtest` (the selected model's forecasts and
+//! intervals at every origin against the actuals) and `prewarm detect` (the anomalies found).
+
+use crate::cmd::ExitError;
+use plotters::prelude::*;
+use prewarm_models::select::OriginForecast;
+use std::path::Path;
+
+/// Colours shared by the plots: series, forecast, then one per detector.
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// The `--plot` error for `path`.
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+    ExitError::config(format!("--plot {}: cannot draw: {e}", path.display()))
+}
+
+/// `[lo, hi]` of the finite values, widened by 5 % (and made non-empty).
+fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9 * hi.abs().max(1.0));
+    (lo - pad, hi + pad)
+}
+
+/// The band between `lo` and `hi` over the bins from `origin`, as a closed polygon.
+fn band(origin: usize, lo: &[f64], hi: &[f64]) -> Vec<(f64, f64)> {
+    let x = |i: usize| (origin + i) as f64;
+    let upper = hi.iter().enumerate().map(|(i, &v)| (x(i), v));
+    let lower = lo.iter().enumerate().rev().map(|(i, &v)| (x(i), v));
+    upper.chain(lower).collect()
+}
+
+/// Draws the actuals of `y` from a little before the first origin, and at every origin of
+/// `forecasts` the point forecasts of `model` with their 80 % and 95 % bands (one polygon
+/// each per origin), with the training end marked.
+pub fn backtest(
+    name: &str,
+    model: &str,
+    y: &[f64],
+    forecasts: &[OriginForecast],
+    path: &Path,
+) -> anyhow::Result<()> {
+    let train_end = forecasts.first().map_or(y.len(), |f| f.origin);
+    let start = train_end.saturating_sub((y.len() - train_end).max(1) / 2);
+    let (lo, hi) = padded_range(
+        y[start..].iter().copied().chain(
+            forecasts
+                .iter()
+                .flat_map(|f| f.lo95.iter().chain(&f.hi95).copied()),
+        ),
+    );
+    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{name}: {model}, rolling-origin forecasts"),
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(start as f64..y.len() as f64, lo..hi)
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("bin")
+        .y_desc("events per bin")
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    let fc = COLORS[1];
+    chart
+        .draw_series(
+            forecasts
+                .iter()
+                .map(|f| Polygon::new(band(f.origin, &f.lo95, &f.hi95), fc.mix(0.15).filled())),
+        )
+        .map_err(|e| plot_err(path, e))?
+        .label("95 % interval")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], fc.mix(0.15).filled()));
+    chart
+        .draw_series(
+            forecasts
+                .iter()
+                .map(|f| Polygon::new(band(f.origin, &f.lo80, &f.hi80), fc.mix(0.3).filled())),
+        )
+        .map_err(|e| plot_err(path, e))?
+        .label("80 % interval")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], fc.mix(0.3).filled()));
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(train_end as f64, lo), (train_end as f64, hi)],
+            BLACK.mix(0.4),
+        )))
+        .map_err(|e| plot_err(path, e))?
+        .label("training end (first origin)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.mix(0.4)));
+    chart
+        .draw_series(LineSeries::new(
+            y.iter()
+                .enumerate()
+                .skip(start)
+                .map(|(i, &v)| (i as f64, v)),
+            COLORS[0].stroke_width(1),
+        ))
+        .map_err(|e| plot_err(path, e))?
+        .label("actual")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], COLORS[0]));
+    chart
+        .draw_series(forecasts.iter().map(|f| {
+            PathElement::new(
+                f.mean
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| ((f.origin + i) as f64, v))
+                    .collect::<Vec<_>>(),
+                fc.stroke_width(2),
+            )
+        }))
+        .map_err(|e| plot_err(path, e))?
+        .label(format!("{model} forecast"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], fc.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
+/// Draws `y` with every anomaly of `found` (index, detector) as a circle in its detector's
+/// colour, one legend entry per detector.
+pub fn anomalies(
+    name: &str,
+    y: &[f64],
+    found: &[(usize, &str)],
+    path: &Path,
+) -> anyhow::Result<()> {
+    let (lo, hi) = padded_range(y.iter().copied());
+    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{name}: anomalies"), ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..y.len().max(1) as f64, lo..hi)
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_desc("point")
+        .y_desc("value")
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    chart
+        .draw_series(LineSeries::new(
+            y.iter().enumerate().map(|(i, &v)| (i as f64, v)),
+            COLORS[0].stroke_width(1),
+        ))
+        .map_err(|e| plot_err(path, e))?
+        .label("series")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], COLORS[0]));
+    let mut detectors: Vec<&str> = found.iter().map(|f| f.1).collect();
+    detectors.sort_unstable();
+    detectors.dedup();
+    for (k, det) in detectors.iter().enumerate() {
+        let c = COLORS[1 + k % (COLORS.len() - 1)];
+        chart
+            .draw_series(
+                found
+                    .iter()
+                    .filter(|f| f.1 == *det && f.0 < y.len())
+                    .map(|f| Circle::new((f.0 as f64, y[f.0]), 4, c.stroke_width(2))),
+            )
+            .map_err(|e| plot_err(path, e))?
+            .label(*det)
+            .legend(move |(x, y)| Circle::new((x + 7, y), 4, c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
