@@ -560,6 +560,38 @@ mod tests {
     }
 
     #[test]
+    fn origin_forecasts_are_what_the_backtest_scores() {
+        let mut seed = 0x2545_F491_4F6C_DD1D;
+        let y: Vec<f64> = (0..500)
+            .map(|t| poisson(8.0 + 4.0 * (t as f64 / 4.0).sin(), &mut seed))
+            .collect();
+        let (train_end, h) = (400, 12);
+        for spec in candidates(25, false) {
+            let f = origin_forecasts(&y, &spec, train_end, h).unwrap();
+            // origins every h bins from the training end, the last one short
+            let origins: Vec<usize> = f.iter().map(|o| o.origin).collect();
+            let want: Vec<usize> = (train_end..y.len()).step_by(h).collect();
+            assert_eq!(origins, want, "{}", spec.name());
+            assert_eq!(f.last().unwrap().mean.len(), (y.len() - train_end) % h);
+            let (mut abs, mut n, mut inside) = (0.0, 0, 0);
+            for o in &f {
+                for (i, &m) in o.mean.iter().enumerate() {
+                    let a = y[o.origin + i];
+                    abs += (a - m).abs();
+                    inside += usize::from(a >= o.lo80[i] && a <= o.hi80[i]);
+                    n += 1;
+                    assert!(o.lo95[i] <= o.lo80[i] && o.lo80[i] <= o.hi80[i]);
+                    assert!(o.hi80[i] <= o.hi95[i]);
+                }
+            }
+            let s = rolling_origin(&y, &spec, train_end, h, 1.0).unwrap();
+            assert_eq!(n, s.points);
+            assert!((abs / n as f64 - s.mae).abs() < 1e-9, "{}", spec.name());
+            assert!((inside as f64 / n as f64 - s.coverage80).abs() < 1e-12);
+        }
+    }
+
+    #[test]
     fn one_se_rule_prefers_the_simpler_of_near_ties() {
         // candidate 1 is best by 0.1 on average, but its per-origin lead swings by ±1: noise,
         // so the simpler candidate 0 is kept
