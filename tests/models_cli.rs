@@ -484,3 +484,42 @@ fn ctrl_c_stops_a_nab_run_without_writing_results() {
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert!(!json.exists(), "an interrupted run wrote results");
 }
+
+#[test]
+fn detect_lists_a_spike_on_a_seasonal_series_without_its_peaks() {
+    // a strong daily-like cycle (season 48) with a little noise, and one spike at 900 far
+    // beyond the range seen before it
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..1200)
+        .map(|i| {
+            let v = 1000.0
+                + 800.0 * (2.0 * std::f64::consts::PI * i as f64 / 48.0).sin()
+                + ((i * 7919) % 13) as f64 * 5.0;
+            let v = if i == 900 { 4000.0 } else { v };
+            format!("{i},{v:.0}\n")
+        })
+        .collect();
+    let p = write(dir.path(), "cycle.csv", &format!("index,value\n{body}"));
+    let json = dir.path().join("a.json");
+    let out = bin()
+        .args(["detect", "--series"])
+        .arg(&p)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let an = v["anomalies"].as_array().unwrap();
+    for det in ["isolation-likelihood", "seasonal-likelihood"] {
+        let at: Vec<u64> = an
+            .iter()
+            .filter(|a| a["detector"] == det)
+            .map(|a| a["index"].as_u64().unwrap())
+            .collect();
+        // the spike, and none of the ~20 peaks and troughs of the cycle after the warm-up
+        assert!(at.contains(&900), "{det}: {at:?}");
+        assert!(at.len() <= 2, "{det}: {at:?}");
+    }
+}
