@@ -301,7 +301,7 @@ fn load_nab(dir: &Path) -> anyhow::Result<Vec<(String, Vec<f64>, LabelledSeries)
 }
 
 fn run_nab(dir: &Path, json: Option<&Path>) -> anyhow::Result<()> {
-    let cancel = crate::cmd::simulate::cancel_flag();
+    let cancel = crate::cmd::cancel_flag();
     let corpus = load_nab(dir)?;
     let files: Vec<LabelledSeries> = corpus.iter().map(|c| c.2.clone()).collect();
     let names: Vec<&'static str> = detectors(&[0.0; 4], &[0.0; 4])

@@ -110,3 +110,14 @@ pub fn stdout_failed(e: std::io::Error) -> ! {
     eprintln!("error: cannot write to stdout: {e}");
     std::process::exit(1);
 }
+
+/// Installs a Ctrl-C handler that raises the returned flag (long commands poll it and stop
+/// with [`ExitError::interrupted`]).
+pub fn cancel_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // A second handler cannot be installed (e.g. in tests): runs then just cannot be cancelled.
+    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
+    flag
+}

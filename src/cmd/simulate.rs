@@ -10,8 +10,6 @@ use prewarm_simulator::run::{self, is_fixed10, Progress, RunError, RunOptions};
 use prewarm_simulator::trace::azure::{parse_days, AzureTrace};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// The policies run when `--policy` is not given: every baseline.
 pub const DEFAULT_POLICIES: &str = "fixed,hybrid-histogram,reactive,none";
@@ -101,15 +99,6 @@ impl Progress for Bar {
     }
 }
 
-/// Installs a Ctrl-C handler that raises the returned flag.
-pub fn cancel_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    // A second handler cannot be installed (e.g. in tests): runs then just cannot be cancelled.
-    let _ = ctrlc::set_handler(move || f.store(true, Ordering::Relaxed));
-    flag
-}
-
 /// Parses and builds the policies of a comma-separated list (exit 64 on a bad spec).
 pub fn build_policies(list: &str) -> anyhow::Result<Vec<Box<dyn PolicyFactory>>> {
     let specs =
@@ -187,7 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let cancel = cancel_flag();
+    let cancel = super::cancel_flag();
     let opts = RunOptions {
         sim: SimConfig {
             seed: args.seed,
