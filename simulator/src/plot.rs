@@ -24,7 +24,8 @@ fn err(path: &Path, e: impl std::fmt::Display) -> PlotError {
     }
 }
 
-const COLORS: [RGBColor; 8] = [
+/// The plots' palette (matplotlib's first eight), shared with the CLI's series plots.
+pub const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

@@ -4,17 +4,9 @@
 use crate::cmd::ExitError;
 use plotters::prelude::*;
 use prewarm_models::select::OriginForecast;
+// the simulator's palette: the series first, the forecast second, then one per detector
+use prewarm_simulator::plot::COLORS;
 use std::path::Path;
-
-/// Colours shared by the plots: series, forecast, then one per detector.
-const COLORS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
 
 /// The `--plot` error for `path`.
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
