@@ -206,9 +206,8 @@ fn bad_flags_exit_64() {
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
 }
 
-#[test]
-fn detect_lists_a_level_shift() {
-    let dir = tempfile::tempdir().unwrap();
+/// A 600-point noisy level of 10 that shifts to 50 at point 400, written to `dir`.
+fn level_shift(dir: &Path) -> PathBuf {
     let body: String = (0..600)
         .map(|i| {
             let noise = ((i * 7919) % 11) as f64 * 0.1;
@@ -216,19 +215,31 @@ fn detect_lists_a_level_shift() {
             format!("{i},{v}\n")
         })
         .collect();
-    let p = write(dir.path(), "shift.csv", &format!("index,value\n{body}"));
-    let json = dir.path().join("a.json");
+    write(dir, "shift.csv", &format!("index,value\n{body}"))
+}
+
+/// Runs `prewarm detect --series` on `series` (with `extra` arguments), checks it succeeds and
+/// returns the anomalies of its JSON report.
+fn detect_anomalies(series: &Path, extra: &[&std::ffi::OsStr]) -> Vec<serde_json::Value> {
+    let json = series.with_extension("anomalies.json");
     let out = bin()
         .args(["detect", "--series"])
-        .arg(&p)
+        .arg(series)
         .arg("--json")
         .arg(&json)
+        .args(extra)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value =
+    let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let an = v["anomalies"].as_array().unwrap();
+    v["anomalies"].as_array_mut().map(std::mem::take).unwrap()
+}
+
+#[test]
+fn detect_lists_a_level_shift() {
+    let dir = tempfile::tempdir().unwrap();
+    let an = detect_anomalies(&level_shift(dir.path()), &[]);
     assert!(
         an.iter()
             .any(|a| a["index"] == 400 && a["detector"] == "mad-residual"),
@@ -403,28 +414,8 @@ fn backtest_plots_the_selected_models_forecasts_at_every_origin() {
 #[test]
 fn detect_plots_every_anomaly_it_lists() {
     let dir = tempfile::tempdir().unwrap();
-    let body: String = (0..600)
-        .map(|i| {
-            let noise = ((i * 7919) % 11) as f64 * 0.1;
-            let v = if i >= 400 { 50.0 } else { 10.0 } + noise;
-            format!("{i},{v}\n")
-        })
-        .collect();
-    let p = write(dir.path(), "shift.csv", &format!("index,value\n{body}"));
-    let (json, svg) = (dir.path().join("a.json"), dir.path().join("a.svg"));
-    let out = bin()
-        .args(["detect", "--series"])
-        .arg(&p)
-        .arg("--json")
-        .arg(&json)
-        .arg("--plot")
-        .arg(&svg)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let an = v["anomalies"].as_array().unwrap();
+    let svg = dir.path().join("a.svg");
+    let an = detect_anomalies(&level_shift(dir.path()), &["--plot".as_ref(), svg.as_ref()]);
     let mut detectors: Vec<&str> = an.iter().map(|a| a["detector"].as_str().unwrap()).collect();
     detectors.sort_unstable();
     detectors.dedup();
@@ -500,18 +491,7 @@ fn detect_lists_a_spike_on_a_seasonal_series_without_its_peaks() {
         })
         .collect();
     let p = write(dir.path(), "cycle.csv", &format!("index,value\n{body}"));
-    let json = dir.path().join("a.json");
-    let out = bin()
-        .args(["detect", "--series"])
-        .arg(&p)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let an = v["anomalies"].as_array().unwrap();
+    let an = detect_anomalies(&p, &[]);
     for det in ["isolation-likelihood", "seasonal-likelihood"] {
         let at: Vec<u64> = an
             .iter()

@@ -75,24 +75,22 @@ pub fn backtest(
         .draw()
         .map_err(|e| plot_err(path, e))?;
     let fc = COLORS[1];
-    chart
-        .draw_series(
-            forecasts
-                .iter()
-                .map(|f| Polygon::new(band(f.origin, &f.lo95, &f.hi95), fc.mix(0.15).filled())),
-        )
-        .map_err(|e| plot_err(path, e))?
-        .label("95 % interval")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], fc.mix(0.15).filled()));
-    chart
-        .draw_series(
-            forecasts
-                .iter()
-                .map(|f| Polygon::new(band(f.origin, &f.lo80, &f.hi80), fc.mix(0.3).filled())),
-        )
-        .map_err(|e| plot_err(path, e))?
-        .label("80 % interval")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], fc.mix(0.3).filled()));
+    type Bounds = fn(&OriginForecast) -> (&[f64], &[f64]);
+    let bands: [(&str, f64, Bounds); 2] = [
+        ("95 % interval", 0.15, |f| (&f.lo95, &f.hi95)),
+        ("80 % interval", 0.3, |f| (&f.lo80, &f.hi80)),
+    ];
+    for (label, opacity, bounds) in bands {
+        let style = fc.mix(opacity).filled();
+        chart
+            .draw_series(forecasts.iter().map(|f| {
+                let (lo, hi) = bounds(f);
+                Polygon::new(band(f.origin, lo, hi), style)
+            }))
+            .map_err(|e| plot_err(path, e))?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], style));
+    }
     chart
         .draw_series(std::iter::once(PathElement::new(
             vec![(train_end as f64, lo), (train_end as f64, hi)],
