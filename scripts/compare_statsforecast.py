@@ -183,7 +183,7 @@ def main():
                "best statsforecast | MASE | µs/origin point / intervals | MASE ≤ best? | "
                "speed-up point / intervals |",
                "|---|---|---|---|---|---|---|---|---|"]
-    wins, scored, skipped, ratios = 0, 0, [], []
+    wins, fast, both, scored, skipped, ratios = 0, 0, 0, 0, [], []
     for name, y, m, h in series:
         if np.all(np.diff(y[:len(y) - len(y) // 5]) == 0):
             # MASE's scale is 0: prewarm refuses it (and every model's MASE is undefined)
@@ -233,6 +233,8 @@ def main():
             label, mase, us, ius = min(sf, key=lambda r: r[1])
             ok = "yes" if sel["mase"] <= mase else "**no**"
             wins += sel["mase"] <= mase
+            fast += us >= 10 * sel["fit_us_per_origin"]
+            both += sel["mase"] <= mase and us >= 10 * sel["fit_us_per_origin"]
             scored += 1
             if sel["mase"] > 0 and mase > 0:
                 ratios.append(sel["mase"] / mase)
@@ -246,7 +248,8 @@ def main():
         print(f"done: {name}", file=sys.stderr, flush=True)
     print("\n".join(summary))
     print()
-    print(f"selected MASE ≤ the best statsforecast model's on {wins} of {scored} series")
+    print(f"selected MASE ≤ the best statsforecast model's on {wins} of {scored} series; "
+          f"≥ 10× its speed per origin (point forecasts) on {fast}; both on {both}")
     if ratios:
         r = np.array(ratios)
         print(f"selected MASE ÷ best statsforecast MASE over the {len(r)} series where both are "
