@@ -184,6 +184,10 @@ def main():
                "speed-up point / intervals |",
                "|---|---|---|---|---|---|---|---|---|"]
     wins, fast, both, scored, skipped, ratios = 0, 0, 0, 0, [], []
+    # the selected model's intervals against the calibration bracket: a calibrated interval
+    # on integer counts has its nominal rate between the share strictly inside and the share
+    # inside with its ends ([consistent, too wide, too narrow] per level)
+    bracket = {80: [0, 0, 0], 95: [0, 0, 0]}
     for name, y, m, h in series:
         if np.all(np.diff(y[:len(y) - len(y) // 5]) == 0):
             # MASE's scale is 0: prewarm refuses it (and every model's MASE is undefined)
@@ -191,6 +195,9 @@ def main():
             continue
         rep = backtest_prewarm(a.prewarm, y, m, h)
         sel = next(r for r in rep["models"] if r["model"] == rep["selected"])
+        for lv, b in bracket.items():
+            closed, opened = sel[f"coverage{lv}"], sel[f"coverage{lv}_open"]
+            b[0 if opened <= lv / 100 <= closed else 1 if opened > lv / 100 else 2] += 1
         for r in rep["models"]:
             tag = " **(selected)**" if r["model"] == rep["selected"] else ""
             detail.append(f"| {name} | {len(y)} | {h} | {m} | prewarm {r['model']}{tag} | "
@@ -255,6 +262,9 @@ def main():
         print(f"selected MASE ÷ best statsforecast MASE over the {len(r)} series where both are "
               f"positive: geometric mean {np.exp(np.mean(np.log(r))):.4f}, median "
               f"{np.median(r):.4f}, worst {r.max():.2f}; above 1.01 on {int(np.sum(r > 1.01))}")
+    for lv, (ok, wide, narrow) in bracket.items():
+        print(f"selected model's {lv} % interval: nominal rate between the shares strictly inside "
+              f"and inside with its ends on {ok}; too wide on {wide}; too narrow on {narrow}")
     for sk in skipped:
         print(f"skipped: {sk}")
     print()

@@ -71,10 +71,18 @@ fn backtest_writes_the_json_contract_on_nab_taxi() {
             "rmse",
             "coverage80",
             "coverage95",
+            "coverage80_open",
+            "coverage95_open",
             "fit_us_per_origin",
             "interval_us_per_origin",
         ] {
             assert!(m[k].as_f64().unwrap().is_finite(), "{k} in {m}");
+        }
+        // the open share (ends excluded) can only be lower
+        for lv in ["80", "95"] {
+            let closed = m[format!("coverage{lv}")].as_f64().unwrap();
+            let open = m[format!("coverage{lv}_open")].as_f64().unwrap();
+            assert!(open <= closed, "{lv}: {open} > {closed} in {m}");
         }
     }
     // with MASE season = model season, seasonal naive scores about 1 on its own scale

@@ -165,6 +165,16 @@ pub struct BacktestScore {
     pub coverage80: f64,
     /// Share of actuals inside the central 95 % interval.
     pub coverage95: f64,
+    /// Share of actuals strictly inside the central 80 % interval (its ends excluded). On
+    /// integer counts an interval's ends are values the series takes, so `coverage80` counts
+    /// every actual on an end and this counts none: a calibrated interval's nominal 0.8 lies
+    /// between the two (on continuous values they are equal). Above 0.8, the interval is too
+    /// wide; `coverage80` below 0.8, too narrow.
+    #[serde(default)]
+    pub coverage80_open: f64,
+    /// Share of actuals strictly inside the central 95 % interval (as `coverage80_open`).
+    #[serde(default)]
+    pub coverage95_open: f64,
     /// Number of forecast origins.
     pub origins: usize,
     /// Number of forecast points scored.
@@ -299,7 +309,9 @@ fn rolling_origin_by_origin(
     h: usize,
     scale: f64,
 ) -> Result<(BacktestScore, Vec<f64>), ModelError> {
-    let (mut abs, mut sq, mut c80, mut c95, mut n) = (0.0, 0.0, 0, 0, 0usize);
+    let (mut abs, mut sq, mut n) = (0.0, 0.0, 0usize);
+    // closed and open (ends excluded) interval hits, 80 % then 95 %
+    let (mut c80, mut c95, mut o80, mut o95) = (0, 0, 0, 0);
     let mut per_origin = Vec::new();
     let origins = replay(y, spec, train_end, h, false, |model, actual| {
         let steps = actual.len();
@@ -311,6 +323,8 @@ fn rolling_origin_by_origin(
             sq += e * e;
             c80 += usize::from(a >= f.lo80[i] && a <= f.hi80[i]);
             c95 += usize::from(a >= f.lo95[i] && a <= f.hi95[i]);
+            o80 += usize::from(a > f.lo80[i] && a < f.hi80[i]);
+            o95 += usize::from(a > f.lo95[i] && a < f.hi95[i]);
             n += 1;
         }
         per_origin.push((abs - abs_before) / steps as f64);
@@ -323,6 +337,8 @@ fn rolling_origin_by_origin(
         mase: abs / nf / scale,
         coverage80: c80 as f64 / nf,
         coverage95: c95 as f64 / nf,
+        coverage80_open: o80 as f64 / nf,
+        coverage95_open: o95 as f64 / nf,
         origins,
         points: n,
     };
@@ -483,6 +499,14 @@ mod tests {
                 "{}: {s:?}",
                 spec.name()
             );
+            // integer counts land on the interval's ends: the share strictly inside is lower,
+            // and the nominal rate lies between the two (within 2.5 standard errors of a share
+            // of 600 points)
+            assert!(s.coverage80_open < s.coverage80 - 0.05, "{s:?}");
+            assert!(
+                s.coverage80_open <= 0.84 && s.coverage95_open <= 0.97,
+                "{s:?}"
+            );
         }
     }
 
@@ -510,6 +534,9 @@ mod tests {
         let s = rolling_origin(&y, &ModelSpec::Ets(Ets::new(1)), 3200, 10, scale).unwrap();
         assert!((0.74..=0.86).contains(&s.coverage80), "{s:?}");
         assert!((0.91..=0.98).contains(&s.coverage95), "{s:?}");
+        // continuous values never land on an end: open and closed shares agree
+        assert_eq!(s.coverage80_open, s.coverage80);
+        assert_eq!(s.coverage95_open, s.coverage95);
     }
 
     #[test]
@@ -524,6 +551,9 @@ mod tests {
         let spec = ModelSpec::Ets(Ets::new(1));
         let s = rolling_origin(&y, &spec, 960, 6, scale).unwrap();
         assert!(s.coverage80 >= 0.9, "{s:?}");
+        // every 30 sits on an end of its interval: none is strictly inside, so the high
+        // closed share is the counts' discreteness, not an interval too wide
+        assert!(s.coverage80_open <= 0.1, "{s:?}");
         let f = spec.fit(&y).unwrap();
         for q in [0.1, 0.5, 0.9, 0.975] {
             let x = f.quantile(6, q);
