@@ -139,6 +139,17 @@ fn refit(c: &mut Criterion) {
         .map(|i| synthetic_with(14, 2001 + i, |lam, u| 1.0 + lam * (1.0 + 0.6 * (u - 0.5))))
         .collect();
     bench_refit(&mut g, "holt_damped_relative_noise", Ets::new(1), &relative);
+    // over-dispersed counts (exponential noise: variance the rate squared), where calibration
+    // also checks the negative binomial's intervals on the training residuals
+    let overdispersed: Vec<Vec<f64>> = (0..20)
+        .map(|i| synthetic_with(14, 3001 + i, |lam, u| -lam * (1.0 - u).ln()))
+        .collect();
+    bench_refit(
+        &mut g,
+        "seasonal_naive_overdispersed",
+        SeasonalNaive { season: 1440 },
+        &overdispersed,
+    );
     bench_refit(&mut g, "fourier", Fourier::new(1440), &funcs);
     g.finish();
 }

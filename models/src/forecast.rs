@@ -2,7 +2,7 @@
 //! (conformal residual quantiles or a Poisson / negative-binomial count distribution), and a
 //! small ring buffer for seasonal state.
 
-use crate::stats::{count_quantile, norm_inv, quantiles_unsorted};
+use crate::stats::{count_interval_holds, count_quantile, norm_inv, quantiles_unsorted};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
@@ -78,13 +78,21 @@ const LEVELS: [f64; 15] = [
 /// Weight of the newest squared residual in the running variance.
 const VAR_DECAY: f64 = 0.02;
 
+/// Most recent in-sample residuals on which calibration checks a count distribution.
+const COUNT_CHECK: usize = 400;
+
+/// Fewest over-dispersed residuals that can reject a count distribution.
+const COUNT_CHECK_MIN: usize = 30;
+
 /// Calibrated one-step error model shared by all forecasters.
 ///
 /// The running variance `var` is an exponentially weighted mean of squared one-step residuals
 /// (updated online). For integer, non-negative series whose error variance is at least the
 /// forecast (Poisson-like or over-dispersed) the predictive distribution is a Poisson /
-/// negative binomial with the point forecast as mean and `var` as variance; otherwise it is the point forecast plus `sqrt(var)` times the conformal
-/// quantiles of standardised in-sample residuals (`table`). Multi-step errors propagate as
+/// negative binomial with the point forecast as mean and `var` as variance, provided that
+/// distribution's intervals held on the training residuals (`count_dist`); otherwise it is the
+/// point forecast plus `sqrt(var)` times the conformal quantiles of standardised in-sample
+/// residuals (`table`). Multi-step errors propagate as
 /// the model's `propagation` says, with one-step errors of lag-one autocorrelation `rho`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Uncertainty {
@@ -92,6 +100,13 @@ pub struct Uncertainty {
     pub count: bool,
     /// The series is non-negative: clamp forecasts and quantiles at 0.
     pub nonneg: bool,
+    /// The Poisson / negative binomial held on the training residuals (its central 80 % and
+    /// 95 % intervals covered them at their nominal rates, within sampling error), so
+    /// over-dispersed counts use it; when false they use the conformal table. A variance
+    /// inflated by rare bursts makes a negative binomial pile its mass on 0, and its intervals
+    /// then miss the ordinary values. State saved before this field keeps the distribution.
+    #[serde(default = "yes")]
+    pub count_dist: bool,
     /// Running variance of one-step residuals.
     pub var: f64,
     /// Lag-one autocorrelation of the residuals, in [−0.9, 0.9] (the AR(1) fallback of
@@ -199,10 +214,26 @@ impl Uncertainty {
         } else {
             0.0
         };
+        // the count distribution is checked where forecasts would use it: on the recent
+        // over-dispersed residuals, each with the running variance of its own forecast
+        let check_from = if count && res.len() == residuals.len() && res.len() <= y.len() {
+            res.len().saturating_sub(COUNT_CHECK)
+        } else {
+            res.len()
+        };
+        let offset = y.len() - res.len().min(y.len());
+        let mut tally = CoverageTally::default();
         let mut z = Vec::with_capacity(res.len());
-        for &e in res {
+        for (i, &e) in res.iter().enumerate() {
             if var > 1e-12 {
                 z.push(e / var.sqrt());
+            }
+            if i >= check_from {
+                let v = y[offset + i];
+                let mean = v - e;
+                if var >= mean {
+                    tally.add(mean, var, v);
+                }
             }
             var = (1.0 - VAR_DECAY) * var + VAR_DECAY * e * e;
         }
@@ -216,6 +247,7 @@ impl Uncertainty {
         Self {
             count,
             nonneg,
+            count_dist: tally.holds(),
             var,
             rho,
             table,
@@ -237,6 +269,7 @@ impl Uncertainty {
         Self {
             count: false,
             nonneg: false,
+            count_dist: true,
             var: 0.0,
             rho: 0.0,
             table: normal_table(),
@@ -323,7 +356,7 @@ impl Uncertainty {
     /// integer with the continuity correction (the smallest k with P(X ≤ k + ½) ≥ q), since a
     /// count's quantiles are integers and a timer's interval must hold its value.
     fn predictive_quantile(&self, mean: f64, v: f64, q: f64) -> f64 {
-        let x = if self.count && v >= mean {
+        let x = if self.count && self.count_dist && v >= mean {
             count_quantile(mean.max(0.0), v, q)
         } else {
             let x = mean + v.sqrt() * self.z(q);
@@ -390,6 +423,53 @@ impl Uncertainty {
         } else {
             x
         }
+    }
+}
+
+/// The serde default of flags that were implicitly true before they existed.
+fn yes() -> bool {
+    true
+}
+
+/// Hits of a count distribution's central 80 % and 95 % intervals on in-sample values, with
+/// and without the intervals' ends.
+#[derive(Debug, Default)]
+struct CoverageTally {
+    n: usize,
+    /// Closed and open hits, 80 % then 95 %.
+    hits: [[usize; 2]; 2],
+}
+
+impl CoverageTally {
+    /// The central levels checked: (nominal, lower quantile, upper quantile).
+    const LEVELS: [(f64, f64, f64); 2] = [(0.8, 0.1, 0.9), (0.95, 0.025, 0.975)];
+
+    /// Counts whether `y` falls inside the intervals of the distribution with this mean and
+    /// variance.
+    fn add(&mut self, mean: f64, var: f64, y: f64) {
+        self.n += 1;
+        for (hits, &(_, lo, hi)) in self.hits.iter_mut().zip(&Self::LEVELS) {
+            let (closed, open) = count_interval_holds(mean, var, y, lo, hi);
+            hits[0] += usize::from(closed);
+            hits[1] += usize::from(open);
+        }
+    }
+
+    /// Whether the intervals were calibrated: at each level the nominal rate lies between the
+    /// open and the closed share (an integer interval's grain), each widened by three binomial
+    /// standard errors. Too few values to tell keep the distribution.
+    fn holds(&self) -> bool {
+        if self.n < COUNT_CHECK_MIN {
+            return true;
+        }
+        let n = self.n as f64;
+        self.hits
+            .iter()
+            .zip(&Self::LEVELS)
+            .all(|(hits, &(nominal, _, _))| {
+                let slack = 3.0 * (nominal * (1.0 - nominal) / n).sqrt();
+                hits[0] as f64 / n >= nominal - slack && hits[1] as f64 / n <= nominal + slack
+            })
     }
 }
 
@@ -510,6 +590,7 @@ mod tests {
         let unit = |rho: f64, p: Propagation| Uncertainty {
             count: false,
             nonneg: false,
+            count_dist: true,
             var: 1.0,
             rho,
             table: normal_table(),

@@ -66,6 +66,59 @@ pub fn norm_cdf(x: f64) -> f64 {
     }
 }
 
+/// The probabilities P(X = 0), P(X = 1), … of a Poisson (`var <= mean`) or negative binomial
+/// with the given mean and variance, by the recurrence on consecutive terms.
+struct CountPmf {
+    /// P(X = k).
+    p: f64,
+    k: f64,
+    nb: bool,
+    mean: f64,
+    /// Success probability and size of the negative binomial.
+    pr: f64,
+    r: f64,
+}
+
+impl CountPmf {
+    /// The distribution at k = 0, or `None` where the terms underflow or the mean is large
+    /// (over 400), where callers use the continuity-corrected normal instead.
+    fn new(mean: f64, var: f64) -> Option<Self> {
+        if mean > 400.0 {
+            return None;
+        }
+        let nb = var > mean * (1.0 + 1e-6);
+        let (pr, r) = (mean / var, mean * mean / (var - mean).max(1e-12));
+        let log_p0 = if nb { r * pr.ln() } else { -mean };
+        if log_p0 < -700.0 {
+            return None;
+        }
+        Some(Self {
+            p: log_p0.exp(),
+            k: 0.0,
+            nb,
+            mean,
+            pr,
+            r,
+        })
+    }
+
+    /// Moves to P(X = k + 1).
+    #[inline]
+    fn advance(&mut self) {
+        self.p *= if self.nb {
+            (self.k + self.r) / (self.k + 1.0) * (1.0 - self.pr)
+        } else {
+            self.mean / (self.k + 1.0)
+        };
+        self.k += 1.0;
+    }
+}
+
+/// The normal approximation `count_quantile` uses for large means.
+fn normal_count_quantile(mean: f64, var: f64, q: f64) -> f64 {
+    (mean + norm_inv(q) * var.sqrt()).max(0.0).round()
+}
+
 /// The `q`-quantile of a count distribution with the given mean and variance: Poisson when
 /// `var <= mean`, negative binomial otherwise; a continuity-corrected normal for large means.
 pub fn count_quantile(mean: f64, var: f64, q: f64) -> f64 {
@@ -75,29 +128,42 @@ pub fn count_quantile(mean: f64, var: f64, q: f64) -> f64 {
     }
     let q = q.clamp(1e-9, 1.0 - 1e-9);
     let var = var.max(mean);
-    if mean > 400.0 {
-        return (mean + norm_inv(q) * var.sqrt()).max(0.0).round();
-    }
-    let nb = var > mean * (1.0 + 1e-6);
-    let (pr, r) = (mean / var, mean * mean / (var - mean).max(1e-12));
-    let mut p = if nb { r * pr.ln() } else { -mean };
-    if p < -700.0 {
-        return (mean + norm_inv(q) * var.sqrt()).max(0.0).round();
-    }
-    p = p.exp();
-    let mut cdf = p;
-    let mut k = 0.0;
+    let Some(mut pmf) = CountPmf::new(mean, var) else {
+        return normal_count_quantile(mean, var, q);
+    };
+    let mut cdf = pmf.p;
     let limit = mean + 60.0 * var.sqrt() + 50.0;
-    while cdf < q && k < limit {
-        p *= if nb {
-            (k + r) / (k + 1.0) * (1.0 - pr)
-        } else {
-            mean / (k + 1.0)
-        };
-        k += 1.0;
-        cdf += p;
+    while cdf < q && pmf.k < limit {
+        pmf.advance();
+        cdf += pmf.p;
     }
-    k
+    pmf.k
+}
+
+/// Whether the count `y` lies inside the central interval `[count_quantile(lo),
+/// count_quantile(hi)]` of the distribution `count_quantile` uses: `(closed, open)`, the open
+/// test excluding the interval's ends. One pass over the terms up to `y` (the quantiles
+/// themselves, O(1), for large means).
+pub fn count_interval_holds(mean: f64, var: f64, y: f64, lo: f64, hi: f64) -> (bool, bool) {
+    let mean = mean.max(0.0);
+    let var = var.max(mean);
+    let pmf = if mean < 1e-9 {
+        None
+    } else {
+        CountPmf::new(mean, var)
+    };
+    let Some(mut pmf) = pmf else {
+        let (a, b) = (count_quantile(mean, var, lo), count_quantile(mean, var, hi));
+        return (a <= y && y <= b, a < y && y < b);
+    };
+    // F(y − 1) and F(y); the quantile at q is the smallest k with F(k) >= q
+    let (mut below, mut cdf) = (0.0, pmf.p);
+    while pmf.k < y {
+        pmf.advance();
+        below = cdf;
+        cdf += pmf.p;
+    }
+    (cdf >= lo && below < hi, below >= lo && cdf < hi)
 }
 
 /// Complementary error function (Numerical Recipes `erfcc`): relative error below 1.2e-7
@@ -138,26 +204,13 @@ pub fn count_cdf(mean: f64, var: f64, x: f64) -> f64 {
         return 1.0;
     }
     let var = var.max(mean);
-    if mean > 400.0 {
+    let Some(mut pmf) = CountPmf::new(mean, var) else {
         return norm_cdf((x + 0.5 - mean) / var.sqrt());
-    }
-    let nb = var > mean * (1.0 + 1e-6);
-    let (pr, r) = (mean / var, mean * mean / (var - mean).max(1e-12));
-    let mut p = if nb { r * pr.ln() } else { -mean };
-    if p < -700.0 {
-        return norm_cdf((x + 0.5 - mean) / var.sqrt());
-    }
-    p = p.exp();
-    let mut cdf = p;
-    let mut k = 0.0;
-    while k + 1.0 <= x.floor() {
-        p *= if nb {
-            (k + r) / (k + 1.0) * (1.0 - pr)
-        } else {
-            mean / (k + 1.0)
-        };
-        k += 1.0;
-        cdf += p;
+    };
+    let mut cdf = pmf.p;
+    while pmf.k + 1.0 <= x.floor() {
+        pmf.advance();
+        cdf += pmf.p;
     }
     cdf.min(1.0)
 }
@@ -284,6 +337,30 @@ mod tests {
         assert!((count_cdf(3.0, 3.0, 5.0) - 0.916_082).abs() < 1e-5);
         // Overdispersed: wider upper quantile
         assert!(count_quantile(3.0, 12.0, 0.95) > count_quantile(3.0, 3.0, 0.95));
+    }
+
+    #[test]
+    fn interval_membership_agrees_with_the_quantiles() {
+        // Poisson, negative binomial (mild and extreme), a zero mean and the normal range
+        for (mean, var) in [
+            (3.0, 3.0),
+            (7.5, 20.0),
+            (2.0, 3000.0),
+            (0.0, 1.0),
+            (900.0, 2500.0),
+        ] {
+            for (lo, hi) in [(0.1, 0.9), (0.025, 0.975)] {
+                let (a, b) = (count_quantile(mean, var, lo), count_quantile(mean, var, hi));
+                for y in 0..1000 {
+                    let y = y as f64;
+                    assert_eq!(
+                        count_interval_holds(mean, var, y, lo, hi),
+                        (a <= y && y <= b, a < y && y < b),
+                        "mean {mean} var {var} y {y} interval [{a}, {b}]"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
