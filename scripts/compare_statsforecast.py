@@ -188,6 +188,8 @@ def main():
     # on integer counts has its nominal rate between the share strictly inside and the share
     # inside with its ends ([consistent, too wide, too narrow] per level)
     bracket = {80: [0, 0, 0], 95: [0, 0, 0]}
+    # how far the nominal rate lies outside that bracket (0 inside), selected and all models
+    distance = {(lv, who): [] for lv in (80, 95) for who in ("selected", "all")}
     for name, y, m, h in series:
         if np.all(np.diff(y[:len(y) - len(y) // 5]) == 0):
             # MASE's scale is 0: prewarm refuses it (and every model's MASE is undefined)
@@ -198,6 +200,11 @@ def main():
         for lv, b in bracket.items():
             closed, opened = sel[f"coverage{lv}"], sel[f"coverage{lv}_open"]
             b[0 if opened <= lv / 100 <= closed else 1 if opened > lv / 100 else 2] += 1
+            for r in rep["models"]:
+                off = max(0.0, lv / 100 - r[f"coverage{lv}"], r[f"coverage{lv}_open"] - lv / 100)
+                distance[(lv, "all")].append(off)
+                if r is sel:
+                    distance[(lv, "selected")].append(off)
         for r in rep["models"]:
             tag = " **(selected)**" if r["model"] == rep["selected"] else ""
             detail.append(f"| {name} | {len(y)} | {h} | {m} | prewarm {r['model']}{tag} | "
@@ -265,6 +272,10 @@ def main():
     for lv, (ok, wide, narrow) in bracket.items():
         print(f"selected model's {lv} % interval: nominal rate between the shares strictly inside "
               f"and inside with its ends on {ok}; too wide on {wide}; too narrow on {narrow}")
+    for (lv, who), offs in distance.items():
+        if offs:
+            print(f"{lv} % interval, {who} models ({len(offs)}): mean distance of the nominal rate "
+                  f"outside the bracket {np.mean(offs):.4f}")
     for sk in skipped:
         print(f"skipped: {sk}")
     print()
