@@ -77,6 +77,8 @@ struct CountPmf {
     /// Success probability and size of the negative binomial.
     pr: f64,
     r: f64,
+    /// Where quantile walks stop: far beyond any quantile short of 1 − 1e-9.
+    limit: f64,
 }
 
 impl CountPmf {
@@ -99,6 +101,7 @@ impl CountPmf {
             mean,
             pr,
             r,
+            limit: mean + 60.0 * var.sqrt() + 50.0,
         })
     }
 
@@ -132,8 +135,7 @@ pub fn count_quantile(mean: f64, var: f64, q: f64) -> f64 {
         return normal_count_quantile(mean, var, q);
     };
     let mut cdf = pmf.p;
-    let limit = mean + 60.0 * var.sqrt() + 50.0;
-    while cdf < q && pmf.k < limit {
+    while cdf < q && pmf.k < pmf.limit {
         pmf.advance();
         cdf += pmf.p;
     }
@@ -156,9 +158,14 @@ pub fn count_interval_holds(mean: f64, var: f64, y: f64, lo: f64, hi: f64) -> (b
         let (a, b) = (count_quantile(mean, var, lo), count_quantile(mean, var, hi));
         return (a <= y && y <= b, a < y && y < b);
     };
-    // F(y − 1) and F(y); the quantile at q is the smallest k with F(k) >= q
+    // F(y − 1) and F(y); the quantile at q is the smallest k with F(k) >= q. The walk stops
+    // where the upper quantile is passed (or capped, as in `count_quantile`): any larger y is
+    // outside, and a burst of millions costs no more than the distribution's bulk
     let (mut below, mut cdf) = (0.0, pmf.p);
     while pmf.k < y {
+        if cdf >= hi || pmf.k >= pmf.limit {
+            return (false, false);
+        }
         pmf.advance();
         below = cdf;
         cdf += pmf.p;
@@ -351,7 +358,7 @@ mod tests {
         ] {
             for (lo, hi) in [(0.1, 0.9), (0.025, 0.975)] {
                 let (a, b) = (count_quantile(mean, var, lo), count_quantile(mean, var, hi));
-                for y in 0..1000 {
+                for y in (0..1000).chain([1e9 as i64, 1e15 as i64]) {
                     let y = y as f64;
                     assert_eq!(
                         count_interval_holds(mean, var, y, lo, hi),
