@@ -215,7 +215,8 @@ pub fn count_cdf(mean: f64, var: f64, x: f64) -> f64 {
         return norm_cdf((x + 0.5 - mean) / var.sqrt());
     };
     let mut cdf = pmf.p;
-    while pmf.k + 1.0 <= x.floor() {
+    // past the walk's limit the remaining mass is negligible, so a huge x costs no more
+    while pmf.k + 1.0 <= x.floor() && pmf.k < pmf.limit {
         pmf.advance();
         cdf += pmf.p;
     }
@@ -342,6 +343,7 @@ mod tests {
         assert_eq!(count_quantile(3.0, 3.0, 0.5), 3.0);
         assert_eq!(count_quantile(3.0, 3.0, 0.9), 5.0);
         assert!((count_cdf(3.0, 3.0, 5.0) - 0.916_082).abs() < 1e-5);
+        assert!(count_cdf(3.0, 12.0, 1e15) > 1.0 - 1e-9);
         // Overdispersed: wider upper quantile
         assert!(count_quantile(3.0, 12.0, 0.95) > count_quantile(3.0, 3.0, 0.95));
     }
