@@ -85,13 +85,14 @@ impl CountPmf {
     /// The distribution at k = 0, or `None` where the terms underflow or the mean is large
     /// (over 400), where callers use the continuity-corrected normal instead.
     fn new(mean: f64, var: f64) -> Option<Self> {
-        if mean > 400.0 {
+        if mean > 400.0 || !var.is_finite() {
             return None;
         }
         let nb = var > mean * (1.0 + 1e-6);
         let (pr, r) = (mean / var, mean * mean / (var - mean).max(1e-12));
         let log_p0 = if nb { r * pr.ln() } else { -mean };
-        if log_p0 < -700.0 {
+        // (NaN too, so every term of the walk stays finite)
+        if log_p0.is_nan() || log_p0 < -700.0 {
             return None;
         }
         Some(Self {
@@ -344,6 +345,12 @@ mod tests {
         assert_eq!(count_quantile(3.0, 3.0, 0.9), 5.0);
         assert!((count_cdf(3.0, 3.0, 5.0) - 0.916_082).abs() < 1e-5);
         assert!(count_cdf(3.0, 12.0, 1e15) > 1.0 - 1e-9);
+        // an infinite variance (a series of huge bursts) has no walk to hang in
+        assert_eq!(
+            count_interval_holds(2.0, f64::INFINITY, 1e300, 0.1, 0.9),
+            (true, true)
+        );
+        assert!((count_cdf(2.0, f64::INFINITY, 1e300) - 0.5).abs() < 1e-6);
         // Overdispersed: wider upper quantile
         assert!(count_quantile(3.0, 12.0, 0.95) > count_quantile(3.0, 3.0, 0.95));
     }
