@@ -78,6 +78,12 @@ fn backtest_writes_the_json_contract_on_nab_taxi() {
         ] {
             assert!(m[k].as_f64().unwrap().is_finite(), "{k} in {m}");
         }
+        // nyc_taxi holds integer counts, so the intervals are a count distribution's, or the
+        // conformal table's where that distribution failed on the training residuals
+        assert!(
+            ["count", "count-rejected"].contains(&m["intervals"].as_str().unwrap()),
+            "{m}"
+        );
         // the open share (ends excluded) can only be lower
         for lv in ["80", "95"] {
             let closed = m[format!("coverage{lv}")].as_f64().unwrap();

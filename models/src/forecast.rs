@@ -121,6 +121,32 @@ pub struct Uncertainty {
     pub propagation: Option<Propagation>,
 }
 
+/// Where a model's intervals come from (reported by backtests, so that users see which rule
+/// their series got).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntervalFamily {
+    /// Not a count series: conformal quantiles of the standardised residuals.
+    Conformal,
+    /// Counts: Poisson / negative binomial where at least Poisson-dispersed, conformal where
+    /// under-dispersed.
+    Count,
+    /// Counts whose Poisson / negative binomial failed on the training residuals: conformal
+    /// throughout.
+    CountRejected,
+}
+
+impl IntervalFamily {
+    /// The JSON name, also shown in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            IntervalFamily::Conformal => "conformal",
+            IntervalFamily::Count => "count",
+            IntervalFamily::CountRejected => "count-rejected",
+        }
+    }
+}
+
 /// How a model's forecast errors grow over the horizon, in the form of the linear innovations
 /// state-space models (Hyndman et al., *Forecasting with Exponential Smoothing*, 2008, §6.1):
 /// the error `h` bins ahead is `Σ_{j<h} ψ_j·ε_{t+h−j}` over the coming one-step errors ε,
@@ -252,6 +278,15 @@ impl Uncertainty {
             rho,
             table,
             propagation: None,
+        }
+    }
+
+    /// Which predictive distribution the intervals come from.
+    pub fn family(&self) -> IntervalFamily {
+        match (self.count, self.count_dist) {
+            (false, _) => IntervalFamily::Conformal,
+            (true, true) => IntervalFamily::Count,
+            (true, false) => IntervalFamily::CountRejected,
         }
     }
 

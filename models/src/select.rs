@@ -2,7 +2,7 @@
 //! rolling-origin backtest (MASE, RMSE, interval coverage) and the per-series selector.
 
 use crate::ets::{Ets, FittedEts};
-use crate::forecast::{FittedForecaster, Forecaster, Uncertainty};
+use crate::forecast::{FittedForecaster, Forecaster, IntervalFamily, Uncertainty};
 use crate::fourier::{FittedFourier, Fourier};
 use crate::regression::{FittedRegression, Regression};
 use crate::season::detect_season;
@@ -175,6 +175,10 @@ pub struct BacktestScore {
     /// Share of actuals strictly inside the central 95 % interval (as `coverage80_open`).
     #[serde(default)]
     pub coverage95_open: f64,
+    /// Where the intervals came from, as calibrated on the training part (`None` when the
+    /// model was fitted for point forecasts only).
+    #[serde(default)]
+    pub intervals: Option<IntervalFamily>,
     /// Number of forecast origins.
     pub origins: usize,
     /// Number of forecast points scored.
@@ -313,7 +317,9 @@ fn rolling_origin_by_origin(
     // closed and open (ends excluded) interval hits, 80 % then 95 %
     let (mut c80, mut c95, mut o80, mut o95) = (0, 0, 0, 0);
     let mut per_origin = Vec::new();
+    let mut intervals = None;
     let origins = replay(y, spec, train_end, h, false, |model, actual| {
+        intervals.get_or_insert_with(|| model.uncertainty().family());
         let steps = actual.len();
         let abs_before = abs;
         let f = OriginForecast::of(model, train_end + n, steps);
@@ -339,6 +345,7 @@ fn rolling_origin_by_origin(
         coverage95: c95 as f64 / nf,
         coverage80_open: o80 as f64 / nf,
         coverage95_open: o95 as f64 / nf,
+        intervals,
         origins,
         points: n,
     };
@@ -529,6 +536,7 @@ mod tests {
             let fitted = spec.fit(&y[..2400]).unwrap();
             assert!(!fitted.uncertainty().count_dist, "{}", spec.name());
             let s = rolling_origin(&y, &spec, 2400, 5, scale).unwrap();
+            assert_eq!(s.intervals, Some(IntervalFamily::CountRejected));
             // the bursts (2.7 % of bins) fall outside the 80 % interval and the ordinary
             // counts inside it
             assert!(
@@ -542,6 +550,7 @@ mod tests {
         let y: Vec<f64> = (0..2400).map(|_| poisson(6.0, &mut seed)).collect();
         let fitted = ModelSpec::Ets(Ets::new(1)).fit(&y).unwrap();
         assert!(fitted.uncertainty().count_dist);
+        assert_eq!(fitted.uncertainty().family(), IntervalFamily::Count);
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct Row {
     pub coverage80_open: f64,
     /// Share strictly inside the central 95 % interval (ends excluded).
     pub coverage95_open: f64,
+    /// Where the intervals came from: `conformal` (not counts), `count` (Poisson / negative
+    /// binomial where over-dispersed) or `count-rejected` (counts whose count distribution
+    /// failed on the training residuals, so conformal).
+    pub intervals: String,
     /// Wall time per origin of the point-only fit, the point forecasts and the updates, µs:
     /// the interval calibration and the intervals are left out, as point-forecast tools
     /// compute none (the fastest of up to 200 repeats within 20 ms).
@@ -181,6 +185,7 @@ pub fn backtest(args: &Args) -> anyhow::Result<Report> {
                     coverage95: r.coverage95,
                     coverage80_open: r.coverage80_open,
                     coverage95_open: r.coverage95_open,
+                    intervals: r.intervals.map_or("none", |f| f.name()).to_string(),
                     fit_us_per_origin: us,
                     interval_us_per_origin: interval_us,
                 });
@@ -229,7 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.mase_season
     );
     outln!(
-        "{:<16} {:>9} {:>12} {:>13} {:>13} {:>14} {:>14}",
+        "{:<16} {:>9} {:>12} {:>13} {:>13} {:>14} {:>14}  intervals",
         "model",
         "MASE",
         "RMSE",
@@ -240,7 +245,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     for r in &report.models {
         outln!(
-            "{:<16} {:>9.4} {:>12.4} {:>5.3} ({:.3}) {:>5.3} ({:.3}) {:>14.1} {:>14.1}",
+            "{:<16} {:>9.4} {:>12.4} {:>5.3} ({:.3}) {:>5.3} ({:.3}) {:>14.1} {:>14.1}  {}",
             r.model,
             r.mase,
             r.rmse,
@@ -249,7 +254,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             r.coverage95,
             r.coverage95_open,
             r.fit_us_per_origin,
-            r.interval_us_per_origin
+            r.interval_us_per_origin,
+            r.intervals
         );
     }
     outln!("selected: {}", report.selected);
