@@ -2,7 +2,7 @@
 //! (conformal residual quantiles or a Poisson / negative-binomial count distribution), and a
 //! small ring buffer for seasonal state.
 
-use crate::stats::{count_interval_holds, count_quantile, norm_inv, quantiles_unsorted};
+use crate::stats::{count_intervals_hold, count_quantile, norm_inv, quantiles_unsorted};
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 
@@ -476,15 +476,17 @@ struct CoverageTally {
 }
 
 impl CoverageTally {
-    /// The central levels checked: (nominal, lower quantile, upper quantile).
-    const LEVELS: [(f64, f64, f64); 2] = [(0.8, 0.1, 0.9), (0.95, 0.025, 0.975)];
+    /// The central intervals checked, 80 % then 95 %: (lower, upper) quantile.
+    const BOUNDS: [(f64, f64); 2] = [(0.1, 0.9), (0.025, 0.975)];
+    /// Their nominal rates.
+    const NOMINAL: [f64; 2] = [0.8, 0.95];
 
     /// Counts whether `y` falls inside the intervals of the distribution with this mean and
     /// variance.
     fn add(&mut self, mean: f64, var: f64, y: f64) {
         self.n += 1;
-        for (hits, &(_, lo, hi)) in self.hits.iter_mut().zip(&Self::LEVELS) {
-            let (closed, open) = count_interval_holds(mean, var, y, lo, hi);
+        let inside = count_intervals_hold(mean, var, y, Self::BOUNDS);
+        for (hits, (closed, open)) in self.hits.iter_mut().zip(inside) {
             hits[0] += usize::from(closed);
             hits[1] += usize::from(open);
         }
@@ -498,13 +500,10 @@ impl CoverageTally {
             return true;
         }
         let n = self.n as f64;
-        self.hits
-            .iter()
-            .zip(&Self::LEVELS)
-            .all(|(hits, &(nominal, _, _))| {
-                let slack = 3.0 * (nominal * (1.0 - nominal) / n).sqrt();
-                hits[0] as f64 / n >= nominal - slack && hits[1] as f64 / n <= nominal + slack
-            })
+        self.hits.iter().zip(Self::NOMINAL).all(|(hits, nominal)| {
+            let slack = 3.0 * (nominal * (1.0 - nominal) / n).sqrt();
+            hits[0] as f64 / n >= nominal - slack && hits[1] as f64 / n <= nominal + slack
+        })
     }
 }
 

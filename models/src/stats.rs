@@ -143,11 +143,17 @@ pub fn count_quantile(mean: f64, var: f64, q: f64) -> f64 {
     pmf.k
 }
 
-/// Whether the count `y` lies inside the central interval `[count_quantile(lo),
-/// count_quantile(hi)]` of the distribution `count_quantile` uses: `(closed, open)`, the open
-/// test excluding the interval's ends. One pass over the terms up to `y` (the quantiles
-/// themselves, O(1), for large means).
-pub fn count_interval_holds(mean: f64, var: f64, y: f64, lo: f64, hi: f64) -> (bool, bool) {
+/// For each `(lo, hi)` of `levels`, whether the count `y` lies inside the interval
+/// `[count_quantile(lo), count_quantile(hi)]` of the distribution `count_quantile` uses:
+/// `(closed, open)`, the open test excluding the interval's ends. One walk of the
+/// probabilities up to `y` serves every level (the quantiles themselves, O(1), for large
+/// means).
+pub fn count_intervals_hold<const N: usize>(
+    mean: f64,
+    var: f64,
+    y: f64,
+    levels: [(f64, f64); N],
+) -> [(bool, bool); N] {
     let mean = mean.max(0.0);
     let var = var.max(mean);
     let pmf = if mean < 1e-9 {
@@ -156,22 +162,25 @@ pub fn count_interval_holds(mean: f64, var: f64, y: f64, lo: f64, hi: f64) -> (b
         CountPmf::new(mean, var)
     };
     let Some(mut pmf) = pmf else {
-        let (a, b) = (count_quantile(mean, var, lo), count_quantile(mean, var, hi));
-        return (a <= y && y <= b, a < y && y < b);
+        return levels.map(|(lo, hi)| {
+            let (a, b) = (count_quantile(mean, var, lo), count_quantile(mean, var, hi));
+            (a <= y && y <= b, a < y && y < b)
+        });
     };
     // F(y − 1) and F(y); the quantile at q is the smallest k with F(k) >= q. The walk stops
-    // where the upper quantile is passed (or capped, as in `count_quantile`): any larger y is
-    // outside, and a burst of millions costs no more than the distribution's bulk
+    // where every upper quantile is passed (or capped, as in `count_quantile`): any larger y
+    // is outside, and a burst of millions costs no more than the distribution's bulk
+    let top = levels.iter().fold(0.0, |m: f64, l| m.max(l.1));
     let (mut below, mut cdf) = (0.0, pmf.p);
     while pmf.k < y {
-        if cdf >= hi || pmf.k >= pmf.limit {
-            return (false, false);
+        if cdf >= top || pmf.k >= pmf.limit {
+            return [(false, false); N];
         }
         pmf.advance();
         below = cdf;
         cdf += pmf.p;
     }
-    (cdf >= lo && below < hi, below >= lo && cdf < hi)
+    levels.map(|(lo, hi)| (cdf >= lo && below < hi, below >= lo && cdf < hi))
 }
 
 /// Complementary error function (Numerical Recipes `erfcc`): relative error below 1.2e-7
@@ -347,8 +356,8 @@ mod tests {
         assert!(count_cdf(3.0, 12.0, 1e15) > 1.0 - 1e-9);
         // an infinite variance (a series of huge bursts) has no walk to hang in
         assert_eq!(
-            count_interval_holds(2.0, f64::INFINITY, 1e300, 0.1, 0.9),
-            (true, true)
+            count_intervals_hold(2.0, f64::INFINITY, 1e300, [(0.1, 0.9)]),
+            [(true, true)]
         );
         assert!((count_cdf(2.0, f64::INFINITY, 1e300) - 0.5).abs() < 1e-6);
         // Overdispersed: wider upper quantile
@@ -358,6 +367,7 @@ mod tests {
     #[test]
     fn interval_membership_agrees_with_the_quantiles() {
         // Poisson, negative binomial (mild and extreme), a zero mean and the normal range
+        let levels = [(0.1, 0.9), (0.025, 0.975)];
         for (mean, var) in [
             (3.0, 3.0),
             (7.5, 20.0),
@@ -365,12 +375,13 @@ mod tests {
             (0.0, 1.0),
             (900.0, 2500.0),
         ] {
-            for (lo, hi) in [(0.1, 0.9), (0.025, 0.975)] {
-                let (a, b) = (count_quantile(mean, var, lo), count_quantile(mean, var, hi));
-                for y in (0..1000).chain([1e9 as i64, 1e15 as i64]) {
-                    let y = y as f64;
+            for y in (0..1000).chain([1e9 as i64, 1e15 as i64]) {
+                let y = y as f64;
+                let got = count_intervals_hold(mean, var, y, levels);
+                for ((lo, hi), got) in levels.into_iter().zip(got) {
+                    let (a, b) = (count_quantile(mean, var, lo), count_quantile(mean, var, hi));
                     assert_eq!(
-                        count_interval_holds(mean, var, y, lo, hi),
+                        got,
                         (a <= y && y <= b, a < y && y < b),
                         "mean {mean} var {var} y {y} interval [{a}, {b}]"
                     );
