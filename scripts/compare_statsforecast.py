@@ -250,10 +250,9 @@ def main():
                               f"(failed: {type(e).__name__}: {e}) | – | – | – | – | – |")
         if sf:
             label, mase, us, ius = min(sf, key=lambda r: r[1])
-            ok = "yes" if sel["mase"] <= mase else "**no**"
-            wins += sel["mase"] <= mase
-            fast += us >= 10 * sel["fit_us_per_origin"]
-            both += sel["mase"] <= mase and us >= 10 * sel["fit_us_per_origin"]
+            win, quick = sel["mase"] <= mase, us >= 10 * sel["fit_us_per_origin"]
+            ok = "yes" if win else "**no**"
+            wins, fast, both = wins + win, fast + quick, both + (win and quick)
             scored += 1
             if sel["mase"] > 0 and mase > 0:
                 ratios.append(sel["mase"] / mase)

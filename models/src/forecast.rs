@@ -124,7 +124,7 @@ pub struct Uncertainty {
 /// Where a model's intervals come from (reported by backtests, so that users see which rule
 /// their series got).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(into = "&'static str", try_from = "String")]
 pub enum IntervalFamily {
     /// Not a count series: conformal quantiles of the standardised residuals.
     Conformal,
@@ -137,13 +137,36 @@ pub enum IntervalFamily {
 }
 
 impl IntervalFamily {
-    /// The JSON name, also shown in tables.
+    /// Every family.
+    pub const ALL: [IntervalFamily; 3] = [
+        IntervalFamily::Conformal,
+        IntervalFamily::Count,
+        IntervalFamily::CountRejected,
+    ];
+
+    /// The name in JSON (serde uses it) and in tables.
     pub fn name(self) -> &'static str {
         match self {
             IntervalFamily::Conformal => "conformal",
             IntervalFamily::Count => "count",
             IntervalFamily::CountRejected => "count-rejected",
         }
+    }
+}
+
+impl From<IntervalFamily> for &'static str {
+    fn from(f: IntervalFamily) -> Self {
+        f.name()
+    }
+}
+
+impl TryFrom<String> for IntervalFamily {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown interval family {s:?}"))
     }
 }
 
@@ -617,6 +640,16 @@ mod tests {
         assert!(!u.count);
         assert!((u.z(0.9) - 1.2816).abs() < 0.15, "{}", u.z(0.9));
         assert!((u.var - 1.0).abs() < 0.4, "{}", u.var);
+    }
+
+    #[test]
+    fn interval_families_serialise_by_their_names() {
+        for f in IntervalFamily::ALL {
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(json, format!("\"{}\"", f.name()));
+            assert_eq!(serde_json::from_str::<IntervalFamily>(&json).unwrap(), f);
+        }
+        assert!(serde_json::from_str::<IntervalFamily>("\"gaussian\"").is_err());
     }
 
     #[test]
