@@ -68,6 +68,7 @@ fn backtest_writes_the_json_contract_on_nab_taxi() {
     for m in models {
         for k in [
             "mase",
+            "mase_mean",
             "rmse",
             "coverage80",
             "coverage95",
@@ -98,6 +99,8 @@ fn backtest_writes_the_json_contract_on_nab_taxi() {
         .unwrap();
     let sn_mase = sn["mase"].as_f64().unwrap();
     assert!((0.5..2.0).contains(&sn_mase), "{sn_mase}");
+    // its forecasts are values the series took, their own medians: both MASEs agree
+    assert_eq!(sn["mase_mean"].as_f64().unwrap(), sn_mase, "{sn}");
     let selected = v["selected"].as_str().unwrap();
     assert!(names.contains(&selected), "{selected}");
     // the selected model beats the seasonal naive baseline on this daily-cycle series

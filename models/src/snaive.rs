@@ -59,6 +59,11 @@ impl FittedForecaster for FittedSeasonalNaive {
     fn uncertainty(&self) -> &Uncertainty {
         &self.unc
     }
+    /// The forecasts themselves: values the series took (or their medians), so already the
+    /// medians of this model's predictive distribution.
+    fn median(&self, h: usize) -> Vec<f64> {
+        self.forecast(h)
+    }
 }
 
 #[cfg(test)]

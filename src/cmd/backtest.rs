@@ -48,9 +48,13 @@ pub struct Args {
 pub struct Row {
     /// Model name.
     pub model: String,
-    /// Mean absolute scaled error.
+    /// Mean absolute scaled error of the median forecasts (the point forecasts under
+    /// absolute error).
     pub mase: f64,
-    /// Root mean squared error.
+    /// Mean absolute scaled error of the mean forecasts (what tools that score their mean
+    /// forecasts report).
+    pub mase_mean: f64,
+    /// Root mean squared error of the mean forecasts.
     pub rmse: f64,
     /// Coverage of the central 80 % interval.
     pub coverage80: f64,
@@ -180,6 +184,7 @@ pub fn backtest(args: &Args) -> anyhow::Result<Report> {
                 rows.push(Row {
                     model: r.model,
                     mase: r.mase,
+                    mase_mean: r.mase_mean,
                     rmse: r.rmse,
                     coverage80: r.coverage80,
                     coverage95: r.coverage95,
@@ -234,9 +239,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.mase_season
     );
     outln!(
-        "{:<16} {:>9} {:>12} {:>13} {:>13} {:>14} {:>14}  intervals",
+        "{:<16} {:>9} {:>10} {:>12} {:>13} {:>13} {:>14} {:>14}  intervals",
         "model",
         "MASE",
+        "(of mean)",
         "RMSE",
         "cov80 (open)",
         "cov95 (open)",
@@ -245,9 +251,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     for r in &report.models {
         outln!(
-            "{:<16} {:>9.4} {:>12.4} {:>5.3} ({:.3}) {:>5.3} ({:.3}) {:>14.1} {:>14.1}  {}",
+            "{:<16} {:>9.4} {:>10.4} {:>12.4} {:>5.3} ({:.3}) {:>5.3} ({:.3}) {:>14.1} {:>14.1}  {}",
             r.model,
             r.mase,
+            r.mase_mean,
             r.rmse,
             r.coverage80,
             r.coverage80_open,
