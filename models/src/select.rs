@@ -247,8 +247,9 @@ fn replay(
 
 /// The work of a [`rolling_origin`] backtest without the scoring and the intervals: the
 /// point-only fit ([`Forecaster::fit_point`]), and at every origin the point forecasts MASE
-/// scores (the medians) and the updates. This is what a point-forecast tool's backtest does, so its time compares with
-/// theirs (the interval calibration costs more than the point model for the cheapest models).
+/// scores (the medians) and the updates. This is what a point-forecast tool's backtest does,
+/// so its time compares with theirs (the interval calibration costs more than the point model
+/// for the cheapest models).
 /// Returns the sum of all forecasts, which keeps the work observable.
 pub fn replay_point_forecasts(
     y: &[f64],

@@ -140,8 +140,8 @@ impl FittedForecaster for FittedSeasonalMedian {
     fn uncertainty(&self) -> &Uncertainty {
         &self.unc
     }
-    /// The forecasts themselves: values the series took (or their medians), so already the
-    /// medians of this model's predictive distribution.
+    /// The forecasts themselves: medians of the values the series took at the same phase,
+    /// already the medians this model estimates.
     fn median(&self, h: usize) -> Vec<f64> {
         self.forecast(h)
     }

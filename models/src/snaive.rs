@@ -59,8 +59,8 @@ impl FittedForecaster for FittedSeasonalNaive {
     fn uncertainty(&self) -> &Uncertainty {
         &self.unc
     }
-    /// The forecasts themselves: values the series took (or their medians), so already the
-    /// medians of this model's predictive distribution.
+    /// The forecasts themselves: values the series took one season ago, each already the
+    /// median of this model's predictive distribution (a seasonal random walk).
     fn median(&self, h: usize) -> Vec<f64> {
         self.forecast(h)
     }

@@ -85,8 +85,8 @@ fn band(origin: usize, lo: &[f64], hi: &[f64]) -> Vec<(f64, f64)> {
 }
 
 /// Draws the actuals of `y` from a little before the first origin, and at every origin of
-/// `forecasts` the point forecasts of `model` with their 80 % and 95 % bands (one polygon
-/// each per origin), with the training end marked.
+/// `forecasts` the point forecasts of `model` that MASE scores (the medians) with their 80 % and
+/// 95 % bands (one polygon each per origin), with the training end marked.
 pub fn backtest(
     name: &str,
     model: &str,
@@ -150,7 +150,7 @@ pub fn backtest(
         chart
             .draw_series(forecasts.iter().map(|f| {
                 PathElement::new(
-                    f.mean
+                    f.median
                         .iter()
                         .enumerate()
                         .map(|(i, &v)| ((f.origin + i) as f64, v))
@@ -159,7 +159,7 @@ pub fn backtest(
                 )
             }))
             .map_err(|e| plot_err(path, e))?
-            .label(format!("{model} forecast"))
+            .label(format!("{model} forecast (median)"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], fc.stroke_width(2)));
         Ok(())
     })
